@@ -1,0 +1,35 @@
+"""Output families: parameters, constraints, NLL, mean/variance/quantiles, CRPS, support.
+
+Example:
+    >>> from softzoo.families import get_family, list_families
+    >>> list_families()
+    ['gamma', 'gaussian', 'lognormal', 'negative_binomial', 'poisson', 'positive', 'student_t']
+    >>> get_family("gaussian").param_names
+    ('loc', 'scale')
+"""
+
+from softzoo.families.base import Family, Params, ParamSpec
+from softzoo.families.gamma import GammaFamily
+from softzoo.families.gaussian import GaussianFamily
+from softzoo.families.lognormal import LogNormalFamily
+from softzoo.families.negative_binomial import NegativeBinomialFamily
+from softzoo.families.poisson import PoissonFamily
+from softzoo.families.positive import PositiveFamily
+from softzoo.families.registry import get_family, list_families, register_family
+from softzoo.families.student_t import StudentTFamily
+
+__all__ = [
+    "Family",
+    "GammaFamily",
+    "GaussianFamily",
+    "LogNormalFamily",
+    "NegativeBinomialFamily",
+    "ParamSpec",
+    "Params",
+    "PoissonFamily",
+    "PositiveFamily",
+    "StudentTFamily",
+    "get_family",
+    "list_families",
+    "register_family",
+]

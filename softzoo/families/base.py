@@ -1,0 +1,227 @@
+"""The contract every output family fulfils, and the machinery they share.
+
+A family maps the network's heads to a predictive distribution. It knows its parameter
+names (in output order) and constraints, its negative log-likelihood, mean, variance,
+quantiles, CDF (for PIT), CRPS, its support, and how its parameters change when the
+target is rescaled. ``torch.distributions`` objects are built only by
+:meth:`Family.distribution`, for metrics and tests, never in ``forward``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from softzoo.nn.heads import HeadSpec
+
+__all__ = ["Family", "ParamSpec", "Params"]
+
+Params = tuple[Tensor, ...]
+
+#: How a parameter changes when the target y (original units) = scale * y' + shift.
+_UNSCALE: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+    "location": lambda p, shift, scale: p * scale + shift,
+    "scale": lambda p, shift, scale: p * scale,
+    "log_location": lambda p, shift, scale: p + torch.log(scale),
+    "rate": lambda p, shift, scale: p / scale,
+    "none": lambda p, shift, scale: p,
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its name, whether it is positive (> ``lower``), and its units.
+
+    ``units`` says how it transforms under y = scale·y' + shift: "location", "scale",
+    "log_location" (a location on log y), "rate" (1/scale) or "none" (unitless).
+    """
+
+    name: str
+    positive: bool = False
+    lower: float = 0.0
+    units: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.units not in _UNSCALE:
+            raise ValueError(f"units must be one of {sorted(_UNSCALE)}, got {self.units!r}")
+
+
+class Family:
+    """Base class of the output families. Subclasses set the class attributes and
+    implement :meth:`nll`, :meth:`mean`, :meth:`variance`, :meth:`quantile`, :meth:`cdf`,
+    :meth:`crps`, :meth:`distribution` and :meth:`initial_values`.
+
+    Attributes:
+        name: registry name.
+        params: the parameters in output order.
+        support: "real", "positive" (y > 0) or "count" (y in 0, 1, 2, …).
+        target_scaling: "affine" (standardise y), "scale" (divide by a positive
+            scale) or "none" (counts keep their units).
+        probabilistic: False for point predictors (no likelihood, no intervals).
+    """
+
+    name: ClassVar[str]
+    params: ClassVar[tuple[ParamSpec, ...]]
+    support: ClassVar[str] = "real"
+    target_scaling: ClassVar[str] = "affine"
+    probabilistic: ClassVar[bool] = True
+
+    # ---- description -------------------------------------------------------------
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Parameter names in output order, e.g. ``("loc", "scale")``."""
+        return tuple(p.name for p in self.params)
+
+    @property
+    def discrete(self) -> bool:
+        return self.support == "count"
+
+    def options(self) -> dict[str, Any]:
+        """The JSON-simple options this family was built with (for ``get_family``)."""
+        return {}
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}({opts})"
+
+    def head_specs(self, initial: dict[str, float] | None = None) -> list[HeadSpec]:
+        """Head specifications for :class:`softzoo.nn.ParameterHeads`."""
+        initial = initial or {}
+        return [
+            HeadSpec(p.name, p.positive, p.lower, _usable(p, initial.get(p.name)))
+            for p in self.params
+        ]
+
+    # ---- the statistics (per element, in the units of y) ---------------------------
+    def nll(self, params: Params, y: Tensor) -> Tensor:
+        """Negative log-likelihood of each y (a density for continuous families)."""
+        raise NotImplementedError
+
+    def loss(self, params: Params, y: Tensor) -> Tensor:
+        """Per-element training loss; the NLL unless the family has options for it."""
+        return self.nll(params, y)
+
+    def mean(self, params: Params) -> Tensor:
+        raise NotImplementedError
+
+    def variance(self, params: Params) -> Tensor:
+        raise NotImplementedError
+
+    def quantile(self, params: Params, q: float) -> Tensor:
+        """The q-quantile, q in (0, 1)."""
+        raise NotImplementedError
+
+    def cdf(self, params: Params, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def crps(self, params: Params, y: Tensor) -> Tensor:
+        """Continuous ranked probability score of each y (lower is better)."""
+        raise NotImplementedError
+
+    def distribution(self, params: Params) -> torch.distributions.Distribution:
+        """The equivalent ``torch.distributions`` object (for metrics and tests only)."""
+        raise NotImplementedError
+
+    def initial_values(self, y: Tensor) -> dict[str, float]:
+        """Parameter values of the marginal fit of y (scaled units): the heads start there."""
+        raise NotImplementedError
+
+    def interval(self, params: Params, level: float) -> tuple[Tensor, Tensor]:
+        """The central interval holding ``level`` of the predictive mass."""
+        _check_level(level)
+        tail = (1.0 - level) / 2.0
+        return self.quantile(params, tail), self.quantile(params, 1.0 - tail)
+
+    def pit_bounds(self, params: Params, y: Tensor) -> tuple[Tensor, Tensor]:
+        """(F(y⁻), F(y)): equal for continuous families; for counts F(y-1) and F(y)."""
+        upper = self.cdf(params, y)
+        if not self.discrete:
+            return upper, upper
+        below = torch.where(y >= 1, self.cdf(params, (y - 1).clamp_min(0)), 0.0)
+        return below, upper
+
+    # ---- data checks and target scaling --------------------------------------------
+    def check_support(self, y: Tensor, what: str = "target") -> None:
+        """Raise ``ValueError`` naming the family, how many values are outside its support
+        and the first one, if any y is NaN/inf or outside the support."""
+        y = torch.as_tensor(y)
+        _raise_on_bad(~torch.isfinite(y), y, f"{what} has {{n}} NaN/inf value(s)", self.name)
+        rules = {
+            "positive": (y <= 0, "needs y > 0", "gaussian or student_t"),
+            "count": (
+                (y < 0) | (y != torch.round(y)),
+                "needs counts (integers >= 0)",
+                "gaussian, gamma or lognormal",
+            ),
+        }
+        if self.support in rules:
+            bad, needs, other = rules[self.support]
+            _raise_on_bad(
+                bad,
+                y,
+                f"family {self.name!r} {needs}, but the {what} has {{n}} value(s) outside",
+                self.name,
+                f"; clean the data or choose a family that allows them ({other})",
+            )
+
+    def fit_target_scaling(self, y: Tensor) -> tuple[float, float]:
+        """(shift, scale) so that (y - shift) / scale is O(1): fitted on training y only."""
+        y = torch.as_tensor(y, dtype=torch.float64)
+        if self.target_scaling == "none":
+            return 0.0, 1.0
+        if self.target_scaling == "scale":
+            return 0.0, _positive_or_one(float(y.abs().mean()))
+        return float(y.mean()), _positive_or_one(float(y.std()) if y.numel() > 1 else 1.0)
+
+    def unscale(self, params: Params, shift: Tensor, scale: Tensor) -> Params:
+        """Parameters for y = scale·y' + shift from those for y'. Positive ones stay
+        positive: they only ever get multiplied or divided by scale > 0."""
+        return tuple(
+            _UNSCALE[spec.units](p, shift, scale)
+            for spec, p in zip(self.params, params, strict=True)
+        )
+
+
+def _usable(spec: ParamSpec, value: float | None) -> float | None:
+    """The initial value, or None (default init) where it is unusable, e.g. a zero std."""
+    if value is None or not math.isfinite(value):
+        return None
+    if spec.positive and not value > spec.lower * (1 + 1e-6) + 1e-4:
+        return None
+    return float(value)
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"interval level must lie in (0, 1), got {level!r}")
+
+
+def _positive_or_one(value: float) -> float:
+    return value if math.isfinite(value) and value > 0 else 1.0
+
+
+def _raise_on_bad(bad: Tensor, y: Tensor, message: str, family: str, fix: str = "") -> None:
+    count = int(bad.sum())
+    if count:
+        flat = bad.reshape(-1).nonzero()[0].item()
+        first = y.reshape(-1)[flat].item()
+        raise ValueError(
+            message.format(n=count) + f" (first: {first!r} at index {flat}) [{family}]{fix}"
+        )
+
+
+def scipy_call(fn: Callable[..., np.ndarray], *args: Tensor | float) -> Tensor:
+    """Evaluate a scipy special/stats function on tensors, in float64 on the CPU.
+
+    Used where torch lacks the special function (Student-t and negative-binomial CDFs,
+    gamma/Poisson quantiles). The result is detached: these feed metrics, not losses.
+    """
+    ref = next(a for a in args if torch.is_tensor(a))
+    arrays = [a.detach().double().cpu().numpy() if torch.is_tensor(a) else a for a in args]
+    return torch.as_tensor(fn(*arrays), dtype=ref.dtype, device=ref.device)

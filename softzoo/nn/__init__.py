@@ -1,0 +1,30 @@
+"""Pure PyTorch building blocks (no Lightning): activations, MLPs, positive heads.
+
+Example:
+    >>> import torch
+    >>> from softzoo.nn import MLP, PositiveHead
+    >>> body = MLP(3, hidden=(8,), activation="softplus")
+    >>> PositiveHead(body.out_features)(body(torch.zeros(2, 3))).shape
+    torch.Size([2, 1])
+"""
+
+from softzoo.nn.activations import (
+    inverse_softplus,
+    list_activations,
+    make_activation,
+    validate_softplus_args,
+)
+from softzoo.nn.heads import HeadSpec, ParameterHeads, PositiveHead, positive_transform
+from softzoo.nn.mlp import MLP
+
+__all__ = [
+    "MLP",
+    "HeadSpec",
+    "ParameterHeads",
+    "PositiveHead",
+    "inverse_softplus",
+    "list_activations",
+    "make_activation",
+    "positive_transform",
+    "validate_softplus_args",
+]

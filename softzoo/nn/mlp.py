@@ -1,0 +1,83 @@
+"""Multi-layer perceptron with a Softplus or ReLU (or any registered) activation per layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from softzoo.nn.activations import make_activation
+
+__all__ = ["MLP"]
+
+_NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
+
+
+class MLP(nn.Module):
+    """Linear → [norm] → activation → [dropout], once per hidden layer.
+
+    Args:
+        in_features: number of input features.
+        hidden: width of each hidden layer; ``()`` gives the identity (no hidden layer).
+        activation: one name for every layer, or one name per layer,
+            e.g. ``["relu", "softplus"]``.
+        activation_kwargs: passed to every softplus layer (``beta``, ``threshold``).
+        dropout: dropout probability after each activation.
+        norm: ``None``, ``"layer"`` or ``"batch"``.
+
+    Example:
+        >>> import torch
+        >>> mlp = MLP(16, hidden=(64, 64), activation=["relu", "softplus"])
+        >>> mlp(torch.zeros(3, 16)).shape
+        torch.Size([3, 64])
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: str | Sequence[str] = "softplus",
+        activation_kwargs: dict[str, float] | None = None,
+        dropout: float = 0.0,
+        norm: str | None = None,
+    ) -> None:
+        super().__init__()
+        hidden = list(hidden)
+        if not isinstance(in_features, int) or in_features < 1:
+            raise ValueError(f"in_features must be a positive integer, got {in_features!r}")
+        if any(not isinstance(h, int) or h < 1 for h in hidden):
+            raise ValueError(f"hidden layer widths must be positive integers, got {hidden}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        if norm is not None and norm not in _NORMS:
+            raise ValueError(f"unknown norm {norm!r}; valid: None, {', '.join(_NORMS)}")
+        self.activations = self._per_layer(activation, len(hidden))
+        layers: list[nn.Module] = []
+        width = in_features
+        for out, name in zip(hidden, self.activations, strict=True):
+            layers.append(nn.Linear(width, out))
+            if norm is not None:
+                layers.append(_NORMS[norm](out))
+            kwargs = (activation_kwargs or {}) if name == "softplus" else {}
+            layers.append(make_activation(name, **kwargs))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = out
+        self.in_features = in_features
+        self.out_features = width
+        self.net = nn.Sequential(*layers)
+
+    @staticmethod
+    def _per_layer(activation: str | Sequence[str], n_layers: int) -> list[str]:
+        if isinstance(activation, str):
+            return [activation.lower()] * n_layers
+        names = [str(a).lower() for a in activation]
+        if len(names) != n_layers:
+            raise ValueError(
+                f"got {len(names)} activations {names} for {n_layers} hidden layers: "
+                "give one name for all layers or exactly one per layer"
+            )
+        return names
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)

@@ -1,0 +1,34 @@
+"""Shared fixtures: deterministic seeds, and the UCI benchmark location (optional)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+UCI_ROOT = Path(
+    os.environ.get("SOFTZOO_UCI_ROOT", Path(__file__).resolve().parents[2] / "shared/data/uci")
+)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def uci_root() -> Path:
+    if not (UCI_ROOT / "concrete" / "data.txt").exists():
+        pytest.skip(f"UCI benchmark data not found at {UCI_ROOT} (set SOFTZOO_UCI_ROOT)")
+    return UCI_ROOT
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
