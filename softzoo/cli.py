@@ -1,16 +1,166 @@
-"""The ``softzoo`` console script (the Lightning subcommands arrive with softzoo.models)."""
+"""The ``softzoo`` command: LightningCLI for fit/validate/test/predict, plus the deployment
+and zoo tools. ``softzoo --help`` lists them all; each has its own ``--help``.
+
+Bad input ends with one line ``softzoo CMD: error: …`` and exit status 2 (set
+``SOFTZOO_DEBUG=1`` for the traceback).
+"""
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import os
 import sys
+from collections.abc import Callable
 
-__all__ = ["main"]
+from softzoo import __version__
+
+__all__ = ["COMMANDS", "main"]
+
+LIGHTNING_COMMANDS = {
+    "fit": "train a model (LightningCLI; --config configs/examples/gaussian.yaml)",
+    "validate": "evaluate on the validation split (--ckpt_path)",
+    "test": "evaluate on the test split (--ckpt_path)",
+    "predict": "write predictions to a CSV (--ckpt_path, --output)",
+}
+
+#: name → ("module:function", help). A handler takes argv and returns an exit status.
+COMMANDS: dict[str, tuple[str, str]] = {
+    **{name: ("softzoo.cli:run_lightning", text) for name, text in LIGHTNING_COMMANDS.items()},
+    "export": ("softzoo.onnx.cli:export_main", "export a checkpoint or zoo model to ONNX"),
+    "parity": ("softzoo.onnx.cli:parity_main", "certify an ONNX file against its PyTorch module"),
+    "zoo": ("softzoo.zoo.cli:zoo_main", "list the pretrained models, show a model card"),
+    "reproduce": (
+        "softzoo.zoo.cli:reproduce_main",
+        "retrain a zoo model from its recipe and check it",
+    ),
+    "bench": ("softzoo.bench:bench_main", "run the benchmarks and print their JSON lines"),
+}
+
+HELP = "\n".join(
+    [
+        f"usage: softzoo <command> [options]      (softzoo {__version__})",
+        "",
+        "A PyTorch Lightning model zoo for positive outputs.",
+        "",
+        "commands:",
+        *(f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()),
+        "",
+        "Run 'softzoo <command> --help' for a command's options.",
+    ]
+)
+
+
+#: The checkpoint callback every run gets (a "checkpoint:" section in the YAML).
+CHECKPOINT_DEFAULTS = {
+    "monitor": "val_loss",
+    "mode": "min",
+    "save_top_k": 1,
+    "save_last": True,
+    "filename": "best-{epoch}",
+}
+
+
+def default_loggers() -> list:
+    """CSV + TensorBoard under ./runs, used when the config leaves trainer.logger unset;
+    configs/trainer.yaml writes the same out (a test keeps them equal)."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    return [
+        CSVLogger(save_dir="runs", name="csv"),
+        TensorBoardLogger(save_dir="runs", name="tensorboard"),
+    ]
+
+
+def _cli_class() -> type:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+    from softzoo.callbacks import PredictionCSVWriter
+    from softzoo.data import ArrayDataModule
+    from softzoo.models import SoftRegressor
+
+    class SoftzooCLI(LightningCLI):
+        """LightningCLI with the data module's shape linked into the model."""
+
+        def __init__(self, args: list[str] | None) -> None:
+            super().__init__(
+                SoftRegressor,
+                ArrayDataModule,
+                subclass_mode_data=True,
+                trainer_defaults={"max_epochs": 100},
+                save_config_kwargs={"overwrite": True},
+                args=args,
+                auto_configure_optimizers=False,
+            )
+
+        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults({f"checkpoint.{k}": v for k, v in CHECKPOINT_DEFAULTS.items()})
+            parser.add_argument(
+                "--output", default="predictions.csv", help="predict: the CSV file to write"
+            )
+            for source, target in (
+                ("n_features", "in_features"),
+                ("feature_names", "feature_names"),
+                ("target_name", "target_name"),
+            ):
+                parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
+
+        def instantiate_trainer(self, **kwargs: object) -> object:
+            if self._get(self.config_init, "trainer").get("logger") in (None, True):
+                kwargs["logger"] = default_loggers()
+            return super().instantiate_trainer(**kwargs)
+
+        def before_predict(self) -> None:
+            self.trainer.callbacks.append(PredictionCSVWriter(self.config["predict"]["output"]))
+
+    return SoftzooCLI
+
+
+def run_lightning(argv: list[str]) -> int:
+    """Run a LightningCLI subcommand (fit, validate, test, predict)."""
+    # From the console, argv is sys.argv[1:]; LightningCLI then reads it itself (and does
+    # not warn about getting both).
+    _cli_class()(None if argv == sys.argv[1:] else argv)
+    return 0
+
+
+def _handler(name: str) -> Callable[[list[str]], int]:
+    target, _ = COMMANDS[name]
+    module_name, function = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and err.name.startswith("softzoo"):
+            raise ValueError(f"'{name}' is not available in softzoo {__version__} yet") from None
+        raise
+    handler = getattr(module, function)
+    return (lambda argv: handler([name, *argv])) if function == "run_lightning" else handler
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``softzoo`` command."""
-    print("usage: softzoo {fit,validate,test,predict,export,parity,zoo,reproduce,bench} ...")
-    return 0 if not (argv if argv is not None else sys.argv[1:]) else 2
+    """Entry point of the ``softzoo`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(HELP)
+        return 0
+    if argv[0] in ("-V", "--version"):
+        print(f"softzoo {__version__}")
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        print(f"softzoo: error: unknown command '{name}'.{hint}\n\n{HELP}", file=sys.stderr)
+        return 2
+    try:
+        return int(_handler(name)(argv[1:]) or 0)
+    except (ValueError, FileNotFoundError, PermissionError) as err:
+        if os.environ.get("SOFTZOO_DEBUG"):
+            raise
+        print(f"softzoo {name}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

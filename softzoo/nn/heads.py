@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -137,6 +137,14 @@ class ParameterHeads(nn.Module):
         self.specs = tuple(specs)
         self.floor, self.beta, self.threshold = float(floor), float(beta), float(threshold)
         self.linear = nn.Linear(in_features, len(self.specs))
+        self._init_outputs()
+
+    def set_initial_values(self, values: dict[str, float | None]) -> None:
+        """Restart the named outputs at these values (weights to 0, bias to match)."""
+        self.specs = tuple(
+            replace(s, init_value=values[s.name]) if values.get(s.name) is not None else s
+            for s in self.specs
+        )
         self._init_outputs()
 
     def _init_outputs(self) -> None:

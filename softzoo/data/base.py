@@ -1,0 +1,158 @@
+"""The data module every softzoo data source builds on: arrays in memory, split, validated,
+served by :class:`~softzoo.data.loader.InMemoryBatchLoader`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+
+from softzoo.data.loader import InMemoryBatchLoader
+
+__all__ = ["SPLITS", "ArrayDataModule", "TabularArrays"]
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class TabularArrays:
+    """Features (n, d), target (n,) and optional fixed splits (row indices per split)."""
+
+    features: np.ndarray
+    target: np.ndarray
+    feature_names: tuple[str, ...]
+    target_name: str
+    splits: dict[str, np.ndarray] | None = None
+
+
+def check_finite(values: np.ndarray, names: Sequence[str], what: str) -> None:
+    """Raise ``ValueError`` naming the first column with NaN/inf, its count and first row."""
+    bad = ~np.isfinite(values.reshape(len(values), -1))
+    if not bad.any():
+        return
+    column = int(np.argmax(bad.any(axis=0)))
+    rows = np.flatnonzero(bad[:, column])
+    raise ValueError(
+        f"{what} {names[column]!r} has {rows.size} NaN/inf value(s) (first at row {rows[0]}, "
+        f"value {values.reshape(len(values), -1)[rows[0], column]!r}): softzoo never fills or "
+        "drops rows silently; clean or drop them before training"
+    )
+
+
+class ArrayDataModule(pl.LightningDataModule):
+    """Split in-memory arrays into train/val/test and serve whole-batch slices.
+
+    Subclasses implement :meth:`load_arrays`. Splits come from the arrays (fixed index
+    sets) or from ``val_fraction``/``test_fraction`` with ``seed``.
+
+    Args:
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation, test and predict.
+        val_fraction, test_fraction: shares of the rows for validation and test.
+        seed: seeds the split and the per-epoch shuffling.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 256,
+        eval_batch_size: int = 4096,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError(f"batch sizes must be >= 1, got {batch_size} and {eval_batch_size}")
+        for name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0.0 <= frac < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {frac}")
+        if val_fraction + test_fraction >= 1.0:
+            raise ValueError(
+                f"val_fraction + test_fraction = {val_fraction + test_fraction:g} leaves no "
+                "training rows; keep their sum below 1"
+            )
+        self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
+        self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
+
+    # ---- what subclasses provide ------------------------------------------------------
+    def load_arrays(self) -> TabularArrays:
+        raise NotImplementedError
+
+    # ---- loading, validation, splitting (once, lazily) --------------------------------
+    @cached_property
+    def arrays(self) -> TabularArrays:
+        arrays = self.load_arrays()
+        check_finite(arrays.features, arrays.feature_names, "feature")
+        check_finite(arrays.target, [arrays.target_name], "target")
+        return arrays
+
+    @property
+    def n_features(self) -> int:
+        """Number of feature columns (linked to the model's ``in_features`` by the CLI)."""
+        return len(self.arrays.feature_names)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.arrays.feature_names)
+
+    @property
+    def target_name(self) -> str:
+        return self.arrays.target_name
+
+    @cached_property
+    def split_indices(self) -> dict[str, np.ndarray]:
+        n = len(self.arrays.target)
+        if self.arrays.splits is not None:
+            return {s: np.asarray(self.arrays.splits.get(s, []), dtype=np.int64) for s in SPLITS}
+        order = np.random.default_rng(self.seed).permutation(n)
+        n_test, n_val = round(n * self.test_fraction), round(n * self.val_fraction)
+        return {
+            "test": np.sort(order[:n_test]),
+            "val": np.sort(order[n_test : n_test + n_val]),
+            "train": np.sort(order[n_test + n_val :]),
+        }
+
+    def tensors(self, split: str) -> tuple[Tensor, Tensor]:
+        """(features, target) of a split as float32 tensors."""
+        rows = self.split_indices[split]
+        x = torch.as_tensor(self.arrays.features[rows], dtype=torch.float32)
+        y = torch.as_tensor(self.arrays.target[rows], dtype=torch.float32)
+        return x, y
+
+    # ---- loaders -----------------------------------------------------------------------
+    def _shard(self) -> dict[str, int]:
+        trainer = self.trainer
+        return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
+
+    def train_dataloader(self) -> InMemoryBatchLoader:
+        x, y = self.tensors("train")
+        shard = self._shard()
+        rows = len(y) // shard.get("world_size", 1)
+        if self.batch_size > rows:
+            raise ValueError(
+                f"batch_size {self.batch_size} is larger than the {rows} training rows per "
+                "process: lower --data.batch_size"
+            )
+        return InMemoryBatchLoader(
+            x, y, batch_size=self.batch_size, shuffle=True, seed=self.seed, **shard
+        )
+
+    def _eval_loader(self, split: str) -> InMemoryBatchLoader | list:
+        x, y = self.tensors(split)
+        if len(y) == 0:
+            return []
+        return InMemoryBatchLoader(x, y, batch_size=self.eval_batch_size, **self._shard())
+
+    def val_dataloader(self) -> InMemoryBatchLoader | list:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> InMemoryBatchLoader | list:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> InMemoryBatchLoader | list:
+        return self._eval_loader("test")

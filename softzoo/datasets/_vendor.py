@@ -1,0 +1,44 @@
+"""Rebuild the bundled files from the UCI benchmark folders (maintainers only).
+
+    python -m softzoo.datasets._vendor ../shared/data/uci
+
+Only each folder's ``data.txt`` is read; the split index files are not shipped (their
+license is non-commercial). Files are written as gzip CSV with a header, floats kept
+as the source text (``repr``), byte-reproducible (gzip mtime 0).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from softzoo.datasets._catalog import CATALOG
+
+FILES = Path(__file__).with_name("files")
+
+
+def vendor(root: Path) -> None:
+    for info in CATALOG.values():
+        data = np.loadtxt(root / info.name / "data.txt", ndmin=2)
+        if data.shape[1] != len(info.columns):
+            raise SystemExit(
+                f"{info.name}: {data.shape[1]} columns, catalog has {len(info.columns)}"
+            )
+        text = io.StringIO()
+        text.write(",".join(info.columns) + "\n")
+        for row in data:
+            text.write(",".join(repr(float(v)) for v in row) + "\n")
+        with (
+            open(FILES / info.file, "wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz,
+        ):
+            gz.write(text.getvalue().encode())
+        print(f"{info.name}: {data.shape[0]} rows x {data.shape[1]} columns")
+
+
+if __name__ == "__main__":
+    vendor(Path(sys.argv[1]))

@@ -1,0 +1,11 @@
+"""LightningModules of softzoo.
+
+Example:
+    >>> from softzoo.models import SoftRegressor
+    >>> SoftRegressor(in_features=4, family="poisson").param_names
+    ('rate',)
+"""
+
+from softzoo.models.regressor import SoftRegressor
+
+__all__ = ["SoftRegressor"]

@@ -1,0 +1,259 @@
+"""SoftRegressor: an MLP with the parameter heads of an output family, as a LightningModule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric
+
+from softzoo.families import Family, Params, get_family
+from softzoo.metrics import CRPS, IntervalCoverage, IntervalWidth, NegativeLogLikelihood
+from softzoo.nn import MLP, ParameterHeads
+
+__all__ = ["SoftRegressor"]
+
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+_SCHEDULERS = (None, "none", "cosine", "plateau")
+
+
+class SoftRegressor(pl.LightningModule):
+    """An MLP (Softplus or ReLU per hidden layer) with the heads of an output family.
+
+    ``forward(x)`` takes RAW features and returns the family's parameters as a tuple of
+    ``(batch,)`` tensors in ORIGINAL target units (for the Gaussian: loc, scale). Feature
+    and target scaling are buffers fitted on the training split when ``fit`` starts, so a
+    checkpoint, a safetensors file and an ONNX graph all carry them. Positive parameters
+    stay positive: unscaling only multiplies or divides them by a positive scale.
+
+    Args:
+        in_features: number of features (the CLI links it to the data module).
+        family: output family name (see ``softzoo.families.list_families()``).
+        family_options: options of the family, e.g. ``{"beta_nll": 0.5}``.
+        hidden: hidden layer widths.
+        activation: "softplus", "relu", … for all hidden layers, or one name per layer.
+        softplus_beta, softplus_threshold: parameters of softplus hidden layers.
+        dropout, norm: see :class:`softzoo.nn.MLP`.
+        floor: smallest value of each positive head, in the head's (scaled) units.
+        optimizer: "adam", "adamw" or "sgd"; lr, weight_decay: its settings.
+        scheduler: None, "cosine" (to 0 over the run, per step) or "plateau" (on val_loss).
+        interval_level: the central interval logged (PICP, width) and predicted.
+        feature_names, target_name: recorded in checkpoints and exports.
+
+    Example:
+        >>> import torch
+        >>> model = SoftRegressor(in_features=3, family="gaussian", hidden=[16])
+        >>> loc, scale = model(torch.randn(4, 3))
+        >>> bool((scale > 0).all())
+        True
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        family: str = "gaussian",
+        family_options: dict[str, Any] | None = None,
+        hidden: Sequence[int] = (64, 64),
+        activation: str | Sequence[str] = "softplus",
+        softplus_beta: float = 1.0,
+        softplus_threshold: float = 20.0,
+        dropout: float = 0.0,
+        norm: str | None = None,
+        floor: float = 1e-6,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        scheduler: str | None = "cosine",
+        interval_level: float = 0.9,
+        feature_names: Sequence[str] | None = None,
+        target_name: str = "y",
+    ) -> None:
+        super().__init__()
+        if optimizer not in _OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(_OPTIMIZERS)}")
+        if scheduler not in _SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; valid: None, cosine, plateau")
+        if not 0.0 < interval_level < 1.0:
+            raise ValueError(f"interval_level must lie in (0, 1), got {interval_level}")
+        if feature_names is not None and len(feature_names) != in_features:
+            raise ValueError(f"{len(feature_names)} feature_names for in_features={in_features}")
+        self.save_hyperparameters()
+        self.family: Family = get_family(family, **(family_options or {}))
+        self.body = MLP(
+            in_features,
+            hidden,
+            activation,
+            {"beta": softplus_beta, "threshold": softplus_threshold},
+            dropout,
+            norm,
+        )
+        self.heads = ParameterHeads(self.body.out_features, self.family.head_specs(), floor=floor)
+        self.register_buffer("x_shift", torch.zeros(in_features))
+        self.register_buffer("x_scale", torch.ones(in_features))
+        self.register_buffer("y_shift", torch.tensor(0.0))
+        self.register_buffer("y_scale", torch.tensor(1.0))
+        self.register_buffer("scaling_fitted", torch.tensor(False))
+        self.example_input_array = torch.zeros(2, in_features)
+        self.train_loss = MeanMetric()
+        self.eval_metrics = nn.ModuleDict({s: self._make_metrics() for s in ("val", "test")})
+
+    # ---- the exported computation ----------------------------------------------------
+    @property
+    def in_features(self) -> int:
+        return int(self.hparams.in_features)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return self.family.param_names
+
+    def scaled_params(self, x: Tensor) -> Params:
+        """The family's parameters for standardised features and the scaled target."""
+        if x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"expected {self.in_features} features per row ({', '.join(self.feature_names)}), "
+                f"got {x.shape[-1]}"
+            )
+        return self.heads(self.body((x - self.x_shift) / self.x_scale))
+
+    def forward(self, x: Tensor) -> Params:
+        return self.family.unscale(self.scaled_params(x), self.y_shift, self.y_scale)
+
+    @property
+    def feature_names(self) -> list[str]:
+        names = self.hparams.get("feature_names")
+        return list(names) if names else [f"x{i}" for i in range(self.in_features)]
+
+    # ---- scaling, fitted on the training split ---------------------------------------
+    @torch.no_grad()
+    def fit_scaling(self, x: Tensor, y: Tensor) -> None:
+        """Fit feature/target scaling on training data and start every head at the
+        marginal fit of the target (bias via inverse softplus, weights at 0)."""
+        self.family.check_support(y, "training target")
+        x64, y64 = x.double(), y.double()
+        std = x64.std(dim=0) if len(x64) > 1 else torch.ones(x64.shape[1], dtype=torch.float64)
+        self.x_shift.copy_(x64.mean(dim=0))
+        self.x_scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+        shift, scale = self.family.fit_target_scaling(y64)
+        self.y_shift.fill_(shift)
+        self.y_scale.fill_(scale)
+        self.heads.set_initial_values(self.family.initial_values((y64 - shift) / scale))
+        self.scaling_fitted.fill_(True)
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is None:
+            if not bool(self.scaling_fitted):
+                raise ValueError(
+                    "SoftRegressor needs a softzoo data module to fit its scaling, "
+                    "or call model.fit_scaling(x_train, y_train) before training"
+                )
+            return
+        if datamodule.n_features != self.in_features:
+            raise ValueError(
+                f"the model expects {self.in_features} features, the data has "
+                f"{datamodule.n_features} ({', '.join(datamodule.feature_names)})"
+            )
+        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ())
+        for split in splits:
+            _, y = datamodule.tensors(split)
+            self.family.check_support(y, f"{split} target")
+        if stage == "fit" and not bool(self.scaling_fitted):
+            self.fit_scaling(*datamodule.tensors("train"))
+
+    # ---- training and evaluation -------------------------------------------------------
+    def _make_metrics(self) -> nn.ModuleDict:
+        metrics: dict[str, Metric] = {
+            "loss": MeanMetric(),
+            "rmse": MeanSquaredError(squared=False),
+            "mae": MeanAbsoluteError(),
+            "crps": CRPS(self.family),
+        }
+        if self.family.probabilistic:
+            level = self.hparams.interval_level
+            tag = f"{round(level * 100):d}"
+            metrics |= {
+                "nll": NegativeLogLikelihood(self.family),
+                f"picp_{tag}": IntervalCoverage(self.family, level),
+                f"width_{tag}": IntervalWidth(self.family, level),
+            }
+        return nn.ModuleDict(metrics)
+
+    def _scaled_target(self, y: Tensor) -> Tensor:
+        return (y - self.y_shift) / self.y_scale
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        loss = self.family.loss(self.scaled_params(x), self._scaled_target(y)).mean()
+        self.train_loss.update(loss.detach(), weight=len(y))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train_loss", self.train_loss, on_epoch=True, prog_bar=True)
+
+    def _evaluate(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
+        x, y = batch
+        scaled = self.scaled_params(x)
+        params = self.family.unscale(scaled, self.y_shift, self.y_scale)
+        metrics = self.eval_metrics[stage]
+        metrics["loss"].update(
+            self.family.loss(scaled, self._scaled_target(y)).mean(), weight=len(y)
+        )
+        mean = self.family.mean(params)
+        metrics["rmse"].update(mean, y)
+        metrics["mae"].update(mean, y)
+        for name, metric in metrics.items():
+            if name not in ("loss", "rmse", "mae"):
+                metric.update(params, y)
+        self.log_dict(
+            {f"{stage}_{name}": metric for name, metric in metrics.items()},
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(y),
+            prog_bar=False,
+        )
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate("test", batch)
+
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
+        """Parameters, mean and (probabilistic families) the central interval; the
+        target too when the batch has one."""
+        params = self(batch[0])
+        out = dict(zip(self.param_names, params, strict=True))
+        out["mean"] = self.family.mean(params)
+        if self.family.probabilistic:
+            tag = f"{round(self.hparams.interval_level * 100):d}"
+            out[f"lower_{tag}"], out[f"upper_{tag}"] = self.family.interval(
+                params, self.hparams.interval_level
+            )
+        if len(batch) > 1:
+            out["target"] = batch[1]
+        return out
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        optimizer = _OPTIMIZERS[hp.optimizer](
+            self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay
+        )
+        if hp.scheduler in (None, "none"):
+            return optimizer
+        if hp.scheduler == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, factor=0.5, patience=5
+            )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"},
+            }
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

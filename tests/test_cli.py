@@ -1,0 +1,221 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from softzoo.cli import CHECKPOINT_DEFAULTS, COMMANDS, default_loggers, main
+from softzoo.models import SoftRegressor
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def _softzoo(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "softzoo.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_help_lists_every_command() -> None:
+    result = _softzoo("--help")
+    assert result.returncode == 0
+    for name in (
+        "fit",
+        "validate",
+        "test",
+        "predict",
+        "export",
+        "parity",
+        "zoo",
+        "reproduce",
+        "bench",
+    ):
+        assert f"  {name} " in result.stdout
+    assert set(COMMANDS) >= {"fit", "export", "zoo", "reproduce", "bench"}
+
+
+def test_unknown_command_suggests(capsys) -> None:
+    assert main(["tset"]) == 2
+    assert "unknown command 'tset'. Did you mean 'test'?" in capsys.readouterr().err
+
+
+def _fit_args(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "--config",
+        str(ROOT / "configs/examples/gaussian.yaml"),
+        "--data.init_args.dataset",
+        "yacht",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.logger",
+        "false",
+        "--checkpoint.dirpath",
+        str(tmp_path / "ckpt"),
+        *QUIET,
+        *extra,
+    ]
+
+
+def test_fit_test_predict_round_trip(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", *_fit_args(tmp_path)]) == 0
+    last = tmp_path / "ckpt" / "last.ckpt"
+    assert last.is_file() and list((tmp_path / "ckpt").glob("best-epoch=*.ckpt"))
+    assert main(["test", *_fit_args(tmp_path), "--ckpt_path", str(last)]) == 0
+    out = tmp_path / "pred.csv"
+    assert (
+        main(["predict", *_fit_args(tmp_path), "--ckpt_path", str(last), "--output", str(out)]) == 0
+    )
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["loc", "scale", "mean", "lower_90", "upper_90", "target"]
+    assert len(frame) == round(308 * 0.2) and (frame["scale"] > 0).all()
+    model = SoftRegressor.load_from_checkpoint(last, weights_only=True).eval()
+    assert (
+        model.feature_names[0] == "buoyancy_position"
+        and model.hparams.target_name == "residuary_resistance"
+    )
+
+
+def test_predict_on_a_new_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", *_fit_args(tmp_path)]) == 0
+    from softzoo import datasets
+
+    frame = datasets.load_frame("yacht").drop(columns=["residuary_resistance"]).head(7)
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    args = [
+        *_fit_args(tmp_path),
+        "--ckpt_path",
+        str(tmp_path / "ckpt/last.ckpt"),
+        "--data.init_args.predict_path",
+        str(tmp_path / "new.csv"),
+        "--output",
+        str(tmp_path / "p.csv"),
+    ]
+    assert main(["predict", *args]) == 0
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 7
+    frame.drop(columns=["froude_number"]).to_csv(tmp_path / "new.csv", index=False)
+    assert main(["predict", *args]) == 2
+
+
+@pytest.mark.parametrize(
+    ("csv", "extra", "message"),
+    [
+        (None, [], "data file '.*missing.csv' does not exist"),
+        ("a,b,y\n1,2,3\n", ["--data.init_args.target", "z"], "target column 'z' not found"),
+        (
+            "a,b,y\n1,x,3\n",
+            ["--data.init_args.features", "[a, b]"],
+            "feature column 'b' .* is not numeric",
+        ),
+        ("a,b,y\n1,2,3\n1,nan,3\n", [], "feature 'b' has 1 NaN/inf value"),
+        (
+            "a,y\n" + "".join(f"{i},{i - 5}\n" for i in range(40)),
+            ["--model.family", "gamma"],
+            "family 'gamma' needs y > 0, but the train target has",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path, monkeypatch, capsys, csv, extra, message
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / ("missing.csv" if csv is None else "d.csv")
+    if csv is not None:
+        path.write_text(csv)
+    args = [
+        *_fit_args(tmp_path),
+        "--data.init_args.dataset",
+        "null",
+        "--data.init_args.path",
+        str(path),
+        "--data.init_args.target",
+        "y",
+        "--data.init_args.batch_size",
+        "4",
+        *extra,
+    ]
+    assert main(["fit", *args]) == 2
+    err = capsys.readouterr().err
+    import re
+
+    assert re.search(f"softzoo fit: error: {message}", err), err
+    assert "Traceback" not in err
+
+
+def test_bad_input_through_the_console_script_has_no_traceback(tmp_path) -> None:
+    result = _softzoo(
+        "fit",
+        "--config",
+        str(ROOT / "configs/examples/gaussian.yaml"),
+        "--data.init_args.dataset",
+        "null",
+        "--data.init_args.path",
+        str(tmp_path / "x.csv"),
+        "--data.init_args.target",
+        "y",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("softzoo fit: error: data file")
+    assert "Traceback" not in result.stderr
+
+
+def test_trainer_yaml_writes_out_the_code_defaults() -> None:
+    config = yaml.safe_load((ROOT / "configs/trainer.yaml").read_text())
+    loggers = [
+        (lg["class_path"].rsplit(".", 1)[1], lg["init_args"]) for lg in config["trainer"]["logger"]
+    ]
+    expected = [
+        (type(lg).__name__, {"save_dir": lg.save_dir, "name": lg.name}) for lg in default_loggers()
+    ]
+    assert loggers == expected
+    assert config["checkpoint"] == CHECKPOINT_DEFAULTS
+
+
+@pytest.mark.parametrize(
+    "config", sorted((ROOT / "configs/examples").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_example_configs_parse(config: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["family"] == config.stem
+
+
+@pytest.mark.slow
+def test_two_process_ddp_fit_and_test(tmp_path) -> None:
+    args = [
+        "--config",
+        str(ROOT / "configs/examples/gaussian.yaml"),
+        "--data.init_args.dataset",
+        "yacht",
+        "--trainer.max_epochs",
+        "3",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.logger",
+        "false",
+        "--checkpoint.dirpath",
+        str(tmp_path / "ckpt"),
+        *QUIET,
+    ]
+    fit = _softzoo("fit", *args, cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    test = _softzoo("test", *args, "--ckpt_path", str(tmp_path / "ckpt/last.ckpt"), cwd=tmp_path)
+    assert test.returncode == 0, test.stderr[-3000:]
+    assert "test_nll" in test.stdout and "test_picp_90" in test.stdout

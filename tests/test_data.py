@@ -1,0 +1,253 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from softzoo import datasets
+from softzoo.data import (
+    InMemoryBatchLoader,
+    SyntheticDataModule,
+    TabularDataModule,
+    UCISplitDataModule,
+    read_table,
+    true_scale,
+)
+
+
+# ---- the in-memory loader ------------------------------------------------------------
+def test_loader_batches_and_length() -> None:
+    x, y = torch.arange(10.0).reshape(10, 1), torch.arange(10.0)
+    loader = InMemoryBatchLoader(x, y, batch_size=4)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 3
+    assert [len(b[1]) for b in batches] == [4, 4, 2]
+    assert torch.equal(torch.cat([b[1] for b in batches]), y)
+    assert len(InMemoryBatchLoader(x, y, batch_size=4, drop_last=True)) == 2
+
+
+def test_loader_shuffles_per_epoch_reproducibly() -> None:
+    y = torch.arange(100.0)
+    loader = InMemoryBatchLoader(y, batch_size=100, shuffle=True, seed=3)
+    first = next(iter(loader))[0]
+    again = next(iter(loader))[0]
+    loader.sampler.set_epoch(1)
+    second = next(iter(loader))[0]
+    assert torch.equal(first, again) and not torch.equal(first, second)
+    assert torch.equal(first.sort().values, y) and torch.equal(second.sort().values, y)
+
+
+def test_loader_ddp_shards() -> None:
+    y = torch.arange(11.0)
+    train = [
+        torch.cat(
+            [b[0] for b in InMemoryBatchLoader(y, batch_size=2, shuffle=True, rank=r, world_size=2)]
+        )
+        for r in (0, 1)
+    ]
+    assert len(train[0]) == len(train[1]) == 5
+    assert not set(train[0].tolist()) & set(train[1].tolist())
+    evals = [
+        torch.cat([b[0] for b in InMemoryBatchLoader(y, batch_size=2, rank=r, world_size=2)])
+        for r in (0, 1)
+    ]
+    assert torch.equal(torch.cat(evals), y)
+
+
+def test_loader_errors() -> None:
+    with pytest.raises(ValueError, match="tensors differ in length"):
+        InMemoryBatchLoader(torch.zeros(3), torch.zeros(4), batch_size=2)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        InMemoryBatchLoader(torch.zeros(3), batch_size=0)
+
+
+def test_loader_is_what_lightning_expects() -> None:
+    loader = InMemoryBatchLoader(torch.zeros(3), batch_size=2)
+    assert loader.batch_sampler is None and callable(loader.sampler.set_epoch)
+
+
+# ---- bundled data sets ---------------------------------------------------------------
+EXPECTED = {
+    "concrete": (1030, 8),
+    "energy": (768, 8),
+    "kin8nm": (8192, 8),
+    "naval-propulsion-plant": (11934, 16),
+    "power-plant": (9568, 4),
+    "protein-tertiary-structure": (45730, 9),
+    "wine-quality-red": (1599, 11),
+    "yacht": (308, 6),
+}
+
+
+def test_list_datasets() -> None:
+    assert datasets.list_datasets() == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_load_dataset(name: str) -> None:
+    ds = datasets.load(name)
+    assert ds.features.shape == EXPECTED[name] and ds.target.shape == (EXPECTED[name][0],)
+    assert len(ds.feature_names) == ds.features.shape[1] and ds.target_name not in ds.feature_names
+    assert np.isfinite(ds.features).all() and ds.description
+    assert "CC BY" in ds.source or "DELVE" in ds.source
+
+
+def test_concrete_first_row_is_the_published_one() -> None:
+    ds = datasets.load("concrete")
+    assert ds.features[0].tolist() == [540.0, 0.0, 0.0, 162.0, 2.5, 1040.0, 676.0, 28.0]
+    assert ds.target[0] == 79.99
+
+
+def test_unknown_dataset() -> None:
+    with pytest.raises(ValueError, match=r"unknown dataset 'concret'\. Did you mean 'concrete'"):
+        datasets.load("concret")
+
+
+def test_attribution_ships_with_the_data() -> None:
+    from importlib import resources
+
+    text = resources.files("softzoo.datasets").joinpath("files", "ATTRIBUTION.md").read_text()
+    assert all(name in text for name in EXPECTED) and "non-commercial" in text
+
+
+# ---- tabular files --------------------------------------------------------------------
+@pytest.fixture
+def table(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "a": [1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            "b": range(10),
+            "city": list("xyzxyzxyzx"),
+            "price": np.arange(1.0, 11),
+        }
+    )
+    csv = tmp_path / "data.csv"
+    frame.to_csv(csv, index=False)
+    return csv, frame
+
+
+def test_csv_and_parquet_give_the_same_arrays(table, tmp_path) -> None:
+    csv, frame = table
+    parquet = tmp_path / "data.parquet"
+    frame.to_parquet(parquet)
+    a = TabularDataModule(path=str(csv), target="price").arrays
+    b = TabularDataModule(path=str(parquet), target="price").arrays
+    assert a.feature_names == b.feature_names == ("a", "b")  # the text column is skipped
+    np.testing.assert_array_equal(a.features, b.features)
+
+
+def test_fraction_split_is_a_seeded_partition(table) -> None:
+    dm = TabularDataModule(
+        path=str(table[0]), target="price", val_fraction=0.2, test_fraction=0.3, seed=1
+    )
+    parts = dm.split_indices
+    assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(10))
+    assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (5, 2, 3)
+    again = TabularDataModule(
+        path=str(table[0]), target="price", val_fraction=0.2, test_fraction=0.3, seed=1
+    )
+    assert all(np.array_equal(parts[k], again.split_indices[k]) for k in parts)
+
+
+def test_index_files_split(table, tmp_path) -> None:
+    for split, rows in {"train": [0, 1, 2, 3, 4, 5], "val": [6, 7], "test": [8, 9]}.items():
+        (tmp_path / f"{split}.txt").write_text("\n".join(map(str, rows)))
+    files = {s: str(tmp_path / f"{s}.txt") for s in ("train", "val", "test")}
+    dm = TabularDataModule(path=str(table[0]), target="price", index_files=files)
+    assert dm.tensors("test")[1].tolist() == [9.0, 10.0]
+    (tmp_path / "val.txt").write_text("5\n6")
+    with pytest.raises(ValueError, match="index files overlap"):
+        _ = TabularDataModule(path=str(table[0]), target="price", index_files=files).split_indices
+    (tmp_path / "val.txt").write_text("60")
+    with pytest.raises(ValueError, match=r"has rows outside 0\.\.9"):
+        _ = TabularDataModule(path=str(table[0]), target="price", index_files=files).arrays
+
+
+@pytest.mark.parametrize(
+    ("content", "kwargs", "message"),
+    [
+        (None, {}, r"data file '.*missing.csv' does not exist"),
+        ("", {}, r"data file '.*' is empty"),
+        ("a,b,price\n", {}, "has a header but no data rows"),
+        (
+            "a,b,price\n1,2,3\n",
+            {"target": "cost"},
+            r"target column 'cost' not found in .* Its columns are: a, b, price",
+        ),
+        ("a,b,price\n1,2,3\n", {"features": ["a", "c"]}, r"feature column 'c' not found"),
+        (
+            "a,b,price\n1,x,3\n",
+            {"features": ["a", "b"]},
+            r"feature column 'b' in .* is not numeric \(first non-number: 'x' at row 0\)",
+        ),
+        ("a,b,price\n1,2,3\n1,,4\n", {}, r"feature 'b' has 1 NaN/inf value\(s\) \(first at row 1"),
+        ("a,b,price\n1,2,3\n1,inf,4\n", {}, r"feature 'b' has 1 NaN/inf value\(s\)"),
+        (
+            "a,b,price\n1,2,3\n1,2,\n",
+            {},
+            r"target 'price' has 1 NaN/inf value\(s\) \(first at row 1",
+        ),
+        (
+            "a,b,price\n1,2,3\n",
+            {"features": ["a", "price"]},
+            "the target 'price' is also listed as a feature",
+        ),
+        ("name,price\nx,3\n", {}, "has no numeric feature columns"),
+    ],
+)
+def test_bad_tables_get_one_clear_message(tmp_path, content, kwargs, message) -> None:
+    path = tmp_path / ("missing.csv" if content is None else "data.csv")
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        _ = TabularDataModule(path=str(path), **{"target": "price", **kwargs}).arrays
+
+
+def test_bad_module_arguments(tmp_path) -> None:
+    with pytest.raises(ValueError, match="exactly one of path"):
+        TabularDataModule()
+    with pytest.raises(ValueError, match="target is required"):
+        TabularDataModule(path="x.csv")
+    with pytest.raises(ValueError, match="leaves no training rows"):
+        TabularDataModule(dataset="yacht", val_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(ValueError, match=r"unsupported type '\.xlsx'"):
+        (tmp_path / "x.xlsx").write_text("")
+        read_table(tmp_path / "x.xlsx")
+
+
+def test_batch_larger_than_training_rows(table) -> None:
+    dm = TabularDataModule(path=str(table[0]), target="price", batch_size=64)
+    with pytest.raises(ValueError, match="batch_size 64 is larger than the 7 training rows"):
+        dm.train_dataloader()
+
+
+def test_predict_file_needs_the_feature_columns(table, tmp_path) -> None:
+    other = tmp_path / "new.csv"
+    other.write_text("a\n1\n")
+    dm = TabularDataModule(path=str(table[0]), target="price", predict_path=str(other))
+    with pytest.raises(ValueError, match=r"feature column 'b' not found in '.*new.csv'"):
+        dm.predict_dataloader()
+
+
+# ---- synthetic and UCI ----------------------------------------------------------------
+def test_synthetic_ground_truth() -> None:
+    arrays = SyntheticDataModule(n=20000, seed=0).arrays
+    x = arrays.features
+    residual = arrays.target - (np.sin(2 * x[:, 0]) + 0.5 * x[:, 0])
+    z = residual / true_scale(x)
+    assert abs(z.mean()) < 0.03 and abs(z.std() - 1) < 0.03
+
+
+def test_uci_split_module(uci_root) -> None:
+    dm = UCISplitDataModule(str(uci_root), "concrete", split=2)
+    train = np.loadtxt(uci_root / "concrete/index_train_2.txt", dtype=int)
+    test = np.loadtxt(uci_root / "concrete/index_test_2.txt", dtype=int)
+    assert dm.split_indices["train"].tolist() == sorted(train.tolist())
+    assert dm.split_indices["test"].tolist() == test.tolist() and len(dm.split_indices["val"]) == 0
+    assert dm.n_features == 8
+    with pytest.raises(ValueError, match=r"split must lie in 0\.\.19"):
+        UCISplitDataModule(str(uci_root), "concrete", split=20)
+
+
+def test_uci_missing_folder(tmp_path) -> None:
+    with pytest.raises(ValueError, match="UCI data set 'concrete' not found"):
+        UCISplitDataModule(str(tmp_path), "concrete")
