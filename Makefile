@@ -35,7 +35,8 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check softzoo tests benchmarks export
 
 bench: $(STAMP)
-	$(PY) -m softzoo.cli bench
+	$(PY) benchmarks/loader.py | tail -n 1
+	$(PY) benchmarks/onnx_latency.py --out benchmarks/results 2>/dev/null | tail -n 1
 
 clean:
 	rm -rf $(VENV) lightning_logs .pytest_cache .ruff_cache build *.egg-info

@@ -40,7 +40,9 @@ def main() -> None:
     torch.manual_seed(0)
     x, y = torch.randn(args.rows, args.features), torch.randn(args.rows)
     loaders = {
-        "DataLoader(TensorDataset)": DataLoader(TensorDataset(x, y), batch_size=args.batch, shuffle=True),
+        "DataLoader(TensorDataset)": DataLoader(
+            TensorDataset(x, y), batch_size=args.batch, shuffle=True
+        ),
         "InMemoryBatchLoader": InMemoryBatchLoader(x, y, batch_size=args.batch, shuffle=True),
     }
     family = get_family("gaussian")
@@ -59,7 +61,10 @@ def main() -> None:
         for name, loader in loaders.items():
             times = [_epoch_seconds(loader, step) for _ in range(args.repeats)]
             results[(task, name)] = statistics.median(times)
-    print(f"{args.rows} x {args.features}, batch {args.batch}, 1 thread, median of {args.repeats} epochs")
+    print(
+        f"{args.rows} x {args.features}, batch {args.batch}, 1 thread, "
+        f"median of {args.repeats} epochs"
+    )
     print(f"{'task':<10}{'loader':<28}{'epoch s':>10}")
     for (task, name), seconds in results.items():
         print(f"{task:<10}{name:<28}{seconds:>10.3f}")

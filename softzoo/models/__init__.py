@@ -6,6 +6,6 @@ Example:
     ('rate',)
 """
 
-from softzoo.models.regressor import SoftRegressor
+from softzoo.models.regressor import SoftRegressor, load_checkpoint
 
-__all__ = ["SoftRegressor"]
+__all__ = ["SoftRegressor", "load_checkpoint"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -14,7 +16,7 @@ from softzoo.families import Family, Params, get_family
 from softzoo.metrics import CRPS, IntervalCoverage, IntervalWidth, NegativeLogLikelihood
 from softzoo.nn import MLP, ParameterHeads
 
-__all__ = ["SoftRegressor"]
+__all__ = ["SoftRegressor", "load_checkpoint"]
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _SCHEDULERS = (None, "none", "cosine", "plateau")
@@ -257,3 +259,29 @@ class SoftRegressor(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def load_checkpoint(path: str | Path) -> SoftRegressor:
+    """A SoftRegressor from a Lightning checkpoint, loaded with ``weights_only=True`` (no
+    pickled code runs), in eval mode on the CPU, with one clear error for a missing file,
+    a file that is no checkpoint, or a checkpoint of another kind of model."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises several types for files that are no checkpoint
+        raise ValueError(f"{str(path)!r} is not a PyTorch Lightning checkpoint file") from None
+    hparams = content.get("hyper_parameters", {}) if isinstance(content, dict) else {}
+    if not {"in_features", "family"} <= set(hparams) or "state_dict" not in content:
+        raise ValueError(
+            f"{str(path)!r} is a checkpoint of a different model, not a softzoo SoftRegressor "
+            "(its hyper-parameters lack in_features and family)"
+        )
+    accepted = inspect.signature(SoftRegressor.__init__).parameters
+    model = SoftRegressor(**{k: v for k, v in hparams.items() if k in accepted})
+    try:
+        model.load_state_dict(content["state_dict"])
+    except RuntimeError as err:
+        raise ValueError(f"{str(path)!r} does not match its own hyper-parameters: {err}") from None
+    return model.eval()

@@ -1,0 +1,233 @@
+"""Certify that onnxruntime computes what the PyTorch module computes.
+
+Inputs: random rows around the training distribution plus adversarial ones: raw zeros,
+±1e4 features (all, one at a time, alternating), rows putting first-layer softplus units
+exactly at beta·x = threshold (and one float32 step either side), and rows that drive the
+positive heads far negative. For each output: max absolute and relative error, and a
+pass/fail against ``|ort - torch| <= atol + rtol·|torch|`` with atol = rtol·max(1, max|torch|)
+(fp32 CPU: rtol 1e-5; CUDA without TF32: rtol 1e-4); every positive output must be
+finite and above its lower bound in both runtimes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from softzoo.onnx.export import INPUT_NAME, read_metadata
+
+__all__ = [
+    "PROVIDERS",
+    "ParityReport",
+    "ProviderParity",
+    "check_parity",
+    "parity_inputs",
+    "session",
+]
+
+#: Short name → (onnxruntime provider, provider options, rtol).
+PROVIDERS = {
+    "cpu": ("CPUExecutionProvider", {}, 1e-5),
+    "cuda": ("CUDAExecutionProvider", {"use_tf32": 0}, 1e-4),
+}
+
+
+def session(path: str | Path, provider: str = "cpu", threads: int = 1) -> ort.InferenceSession:
+    """An onnxruntime session with explicit intra-op threads and no spinning (spinning
+    threads slow a PyTorch process that shares the cores)."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; valid: {', '.join(PROVIDERS)}")
+    name, options, _ = PROVIDERS[provider]
+    if name not in ort.get_available_providers():
+        raise ValueError(
+            f"onnxruntime has no {name} here (installed: {ort.get_available_providers()})"
+        )
+    read_metadata(path)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=[(name, options)])
+
+
+@dataclass
+class OutputParity:
+    name: str
+    max_abs_error: float
+    max_rel_error: float
+    atol: float
+    rtol: float
+    min_value: float
+    lower_bound: float | None
+    passed: bool
+
+
+@dataclass
+class ProviderParity:
+    provider: str
+    rows: int
+    outputs: list[OutputParity]
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outputs)
+
+
+@dataclass
+class ParityReport:
+    """The parity certificate: one entry per provider; ``passed`` only if all pass."""
+
+    onnx_file: str
+    providers: list[ProviderParity] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.providers) and all(p.passed for p in self.providers)
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "onnx_file": self.onnx_file,
+            "providers": [asdict(p) | {"passed": p.passed} for p in self.providers],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def summary(self) -> str:
+        """One line per provider, e.g. ``cpu: PASS 1289 rows, max rel error loc 2e-07 …``."""
+        lines = []
+        for p in self.providers:
+            errors = ", ".join(f"{o.name} {o.max_rel_error:.1e}" for o in p.outputs)
+            verdict = "PASS" if p.passed else "FAIL"
+            lines.append(f"parity {p.provider}: {verdict} on {p.rows} rows; max rel error {errors}")
+        return "\n".join(lines)
+
+
+def _threshold_rows(module: nn.Module) -> list[np.ndarray]:
+    """Standardised rows z that put first-layer softplus units exactly at beta·x = threshold."""
+    layers = list(module.body.net)
+    if len(layers) < 2 or not isinstance(layers[1], nn.Softplus):
+        return []
+    linear, act = layers[0], layers[1]
+    weight, bias = linear.weight.detach().double(), linear.bias.detach().double()
+    rows = []
+    for j in range(min(8, weight.shape[0])):
+        target = act.threshold / act.beta
+        norm = float(weight[j] @ weight[j])
+        if norm > 0:
+            rows.append((weight[j] * (target - bias[j]) / norm).numpy())
+    return rows
+
+
+def _head_negative_rows(module: nn.Module) -> list[np.ndarray]:
+    """Standardised rows along the direction that lowers every positive head's raw output."""
+    z = torch.zeros(1, module.in_features, dtype=torch.float32, requires_grad=True)
+    raw = module.heads.linear(module.body(z))
+    positive = [i for i, s in enumerate(module.heads.specs) if s.positive]
+    if not positive:
+        return []
+    raw[0, positive].sum().backward()
+    direction = z.grad[0].double()
+    if float(direction.norm()) == 0:
+        return []
+    unit = (-direction / direction.norm()).numpy()
+    return [unit * k for k in (10.0, 100.0, 1e3, 1e4)]
+
+
+def parity_inputs(module: nn.Module, n_random: int = 1024, seed: int = 0) -> np.ndarray:
+    """Raw-feature rows (float32) for the parity check: random plus adversarial."""
+    d = module.in_features
+    shift = module.x_shift.detach().double().numpy()
+    scale = module.x_scale.detach().double().numpy()
+    rng = np.random.default_rng(seed)
+    standardised = [
+        rng.standard_normal((n_random, d)) * rng.choice([0.5, 1, 3], size=(n_random, 1))
+    ]
+    standardised += [np.stack(_threshold_rows(module) or [np.zeros(d)])]
+    standardised += [np.stack(_head_negative_rows(module) or [np.zeros(d)])]
+    raw = [shift + scale * z for z in standardised]
+    raw.append(np.zeros((1, d)))
+    raw.append(np.stack([np.full(d, 1e4), np.full(d, -1e4), np.where(np.arange(d) % 2, 1e4, -1e4)]))
+    for sign in (1e4, -1e4):
+        raw.append(np.where(np.eye(d) > 0, sign, shift))
+    rows = np.concatenate(raw).astype(np.float32)
+    at_threshold = rows[n_random : n_random + len(_threshold_rows(module))]
+    nudged = [np.nextafter(at_threshold, np.float32(s)) for s in (np.inf, -np.inf)]
+    return np.concatenate([rows, *nudged]).astype(np.float32)
+
+
+def _compare(
+    name: str, ort_out: np.ndarray, torch_out: np.ndarray, rtol: float, lower: float | None
+) -> OutputParity:
+    a, t = ort_out.astype(np.float64), torch_out.astype(np.float64)
+    finite = np.isfinite(t)
+    atol = rtol * max(1.0, float(np.abs(t[finite]).max()) if finite.any() else 1.0)
+    diff = np.abs(a - t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(t != 0, diff / np.abs(t), np.where(diff == 0, 0.0, np.inf))
+    same_nonfinite = (~finite) & (a == t)
+    close = (diff <= atol + rtol * np.abs(t)) | same_nonfinite
+    positive_ok = (
+        True if lower is None else bool(np.all(np.isfinite(a) & (a > lower) & (t > lower)))
+    )
+    return OutputParity(
+        name=name,
+        max_abs_error=float(np.max(np.where(same_nonfinite, 0, diff))),
+        max_rel_error=float(np.max(np.where(same_nonfinite, 0, rel))),
+        atol=atol,
+        rtol=rtol,
+        min_value=float(np.min(a)),
+        lower_bound=lower,
+        passed=bool(close.all()) and positive_ok,
+    )
+
+
+def check_parity(
+    module: nn.Module,
+    onnx_path: str | Path,
+    providers: tuple[str, ...] | list[str] = ("cpu",),
+    n_random: int = 1024,
+    seed: int = 0,
+    threads: int = 1,
+) -> ParityReport:
+    """Run the module and the ONNX file on the same inputs and compare every output.
+
+    Example:
+        >>> import tempfile
+        >>> from softzoo.models import SoftRegressor
+        >>> from softzoo.onnx import export
+        >>> model = SoftRegressor(3, hidden=[8])
+        >>> path = export(model, tempfile.mkdtemp() + "/m.onnx")
+        >>> check_parity(model, path).passed
+        True
+    """
+    module = module.eval()
+    inputs = parity_inputs(module, n_random, seed)
+    with torch.no_grad():
+        expected = [t.numpy() for t in module(torch.from_numpy(inputs))]
+    lower = {p.name: p.lower for p in module.family.params if p.positive}
+    report = ParityReport(onnx_file=str(onnx_path))
+    for provider in providers:
+        sess = session(onnx_path, provider, threads)
+        names = [o.name for o in sess.get_outputs()]
+        if names != list(module.family.param_names):
+            raise ValueError(
+                f"{str(onnx_path)!r} has outputs {names}, the module "
+                f"{list(module.family.param_names)}: it was exported from a different model"
+            )
+        got = sess.run(None, {INPUT_NAME: inputs})
+        rtol = PROVIDERS[provider][2]
+        outputs = [
+            _compare(n, g, e, rtol, lower.get(n))
+            for n, g, e in zip(names, got, expected, strict=True)
+        ]
+        report.providers.append(ProviderParity(provider, len(inputs), outputs))
+    return report
