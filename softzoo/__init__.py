@@ -11,4 +11,15 @@ Example:
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "get_model", "get_model_weights", "list_models", "register_model"]
+
+_ZOO = {"get_model", "get_model_weights", "list_models", "register_model"}
+
+
+def __getattr__(name: str):
+    # The zoo imports torch and Lightning; `import softzoo` (and `softzoo --help`) stays light.
+    if name in _ZOO:
+        from softzoo import zoo
+
+        return getattr(zoo, name)
+    raise AttributeError(f"module 'softzoo' has no attribute {name!r}")

@@ -11,11 +11,16 @@ import difflib
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Callable
+from typing import Any
 
 from softzoo import __version__
 
-__all__ = ["COMMANDS", "main"]
+# run_cli passes args on purpose, also from scripts that have their own sys.argv.
+warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+
+__all__ = ["COMMANDS", "main", "run_cli"]
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model (LightningCLI; --config configs/examples/gaussian.yaml)",
@@ -100,6 +105,9 @@ def _cli_class() -> type:
             parser.add_argument(
                 "--output", default="predictions.csv", help="predict: the CSV file to write"
             )
+            parser.add_argument(
+                "--init_from", default=None, help="fit: start from a zoo model's weights"
+            )
             for source, target in (
                 ("n_features", "in_features"),
                 ("feature_names", "feature_names"),
@@ -112,17 +120,33 @@ def _cli_class() -> type:
                 kwargs["logger"] = default_loggers()
             return super().instantiate_trainer(**kwargs)
 
+        def before_fit(self) -> None:
+            name = self.config["fit"].get("init_from")
+            if name:
+                from softzoo.zoo import get_model_weights, load_weights
+
+                weights = get_model_weights(name)
+                if weights is None:
+                    raise ValueError(f"zoo model {name!r} ships no weights to start from")
+                load_weights(self.model, weights.file, weights.sha256)
+
         def before_predict(self) -> None:
             self.trainer.callbacks.append(PredictionCSVWriter(self.config["predict"]["output"]))
 
     return SoftzooCLI
 
 
+def run_cli(args: list[str] | None) -> Any:
+    """Run ``softzoo fit|validate|test|predict`` in this process; returns the LightningCLI
+    object (``.trainer``, ``.model``, ``.datamodule``). ``None`` reads ``sys.argv``."""
+    return _cli_class()(args)
+
+
 def run_lightning(argv: list[str]) -> int:
     """Run a LightningCLI subcommand (fit, validate, test, predict)."""
     # From the console, argv is sys.argv[1:]; LightningCLI then reads it itself (and does
     # not warn about getting both).
-    _cli_class()(None if argv == sys.argv[1:] else argv)
+    run_cli(None if argv == sys.argv[1:] else argv)
     return 0
 
 

@@ -21,12 +21,6 @@ _ROWS = (
 )
 
 
-def _run(args: list[str]):
-    from softzoo.cli import _cli_class
-
-    return _cli_class()(args)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m softzoo.demo", description=__doc__.split("\n\n")[0]
@@ -44,9 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         "concrete-gaussian",
     ]
     start = time.perf_counter()
-    fit = _run(["fit", "--config", args.config, *logger, *quiet])
+    from softzoo.cli import run_cli
+
+    fit = run_cli(["fit", "--config", args.config, *logger, *quiet])
     best = fit.trainer.checkpoint_callback.best_model_path
-    tested = _run(["test", "--config", args.config, "--ckpt_path", best, *logger, *quiet])
+    tested = run_cli(["test", "--config", args.config, "--ckpt_path", best, *logger, *quiet])
     metrics = {k: float(v) for k, v in tested.trainer.callback_metrics.items()}
     onnx_path = Path(args.root) / "concrete-gaussian.onnx"
     verdict = _export_and_certify(best, onnx_path)

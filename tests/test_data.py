@@ -73,6 +73,7 @@ EXPECTED = {
     "naval-propulsion-plant": (11934, 16),
     "power-plant": (9568, 4),
     "protein-tertiary-structure": (45730, 9),
+    "randhie": (20190, 9),
     "wine-quality-red": (1599, 11),
     "yacht": (308, 6),
 }
@@ -88,7 +89,7 @@ def test_load_dataset(name: str) -> None:
     assert ds.features.shape == EXPECTED[name] and ds.target.shape == (EXPECTED[name][0],)
     assert len(ds.feature_names) == ds.features.shape[1] and ds.target_name not in ds.feature_names
     assert np.isfinite(ds.features).all() and ds.description
-    assert "CC BY" in ds.source or "DELVE" in ds.source
+    assert any(text in ds.source for text in ("CC BY", "DELVE", "public domain"))
 
 
 def test_concrete_first_row_is_the_published_one() -> None:
@@ -107,6 +108,11 @@ def test_attribution_ships_with_the_data() -> None:
 
     text = resources.files("softzoo.datasets").joinpath("files", "ATTRIBUTION.md").read_text()
     assert all(name in text for name in EXPECTED) and "non-commercial" in text
+
+
+def test_randhie_is_a_real_over_dispersed_count_target() -> None:
+    y = datasets.load("randhie").target
+    assert (y >= 0).all() and (y == np.round(y)).all() and y.var() > 2 * y.mean()
 
 
 # ---- tabular files --------------------------------------------------------------------

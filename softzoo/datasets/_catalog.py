@@ -159,6 +159,26 @@ CATALOG: dict[str, DatasetInfo] = {
             f"Wine Quality, {_UCI}",
         ),
         DatasetInfo(
+            "randhie",
+            (
+                "mdvis",
+                "lncoins",
+                "idp",
+                "lpi",
+                "fmde",
+                "physlm",
+                "disea",
+                "hlthg",
+                "hlthf",
+                "hlthp",
+            ),
+            "mdvis",
+            "Number of outpatient visits to a doctor in a year (a count, 0-77; mean 2.9, "
+            "sd 4.5: over-dispersed) of 20190 person-years of the RAND Health Insurance "
+            "Experiment, from insurance plan and health status (Cameron & Trivedi, 2005).",
+            "RAND Health Insurance Experiment, public domain (as distributed by statsmodels)",
+        ),
+        DatasetInfo(
             "yacht",
             (
                 "buoyancy_position",

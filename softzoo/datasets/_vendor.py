@@ -1,10 +1,11 @@
-"""Rebuild the bundled files from the UCI benchmark folders (maintainers only).
+"""Rebuild the bundled files (maintainers only).
 
-    python -m softzoo.datasets._vendor ../shared/data/uci
+    python -m softzoo.datasets._vendor ../shared/data/uci   # needs statsmodels for randhie
 
-Only each folder's ``data.txt`` is read; the split index files are not shipped (their
-license is non-commercial). Files are written as gzip CSV with a header, floats kept
-as the source text (``repr``), byte-reproducible (gzip mtime 0).
+UCI sets: only each folder's ``data.txt`` is read; the split index files are not shipped
+(their license is non-commercial). randhie comes from statsmodels' copy of the public-domain
+RAND HIE data. Files are gzip CSV with a header, floats written with ``repr``,
+byte-reproducible (gzip mtime 0).
 """
 
 from __future__ import annotations
@@ -21,9 +22,17 @@ from softzoo.datasets._catalog import CATALOG
 FILES = Path(__file__).with_name("files")
 
 
+def _source_rows(root: Path, name: str) -> np.ndarray:
+    if name == "randhie":
+        from statsmodels.datasets import randhie
+
+        return randhie.load_pandas().data[list(CATALOG[name].columns)].to_numpy(np.float64)
+    return np.loadtxt(root / name / "data.txt", ndmin=2)
+
+
 def vendor(root: Path) -> None:
     for info in CATALOG.values():
-        data = np.loadtxt(root / info.name / "data.txt", ndmin=2)
+        data = _source_rows(root, info.name)
         if data.shape[1] != len(info.columns):
             raise SystemExit(
                 f"{info.name}: {data.shape[1]} columns, catalog has {len(info.columns)}"

@@ -197,18 +197,8 @@ class SoftRegressor(pl.LightningModule):
 
     def _evaluate(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
         x, y = batch
-        scaled = self.scaled_params(x)
-        params = self.family.unscale(scaled, self.y_shift, self.y_scale)
         metrics = self.eval_metrics[stage]
-        metrics["loss"].update(
-            self.family.loss(scaled, self._scaled_target(y)).mean(), weight=len(y)
-        )
-        mean = self.family.mean(params)
-        metrics["rmse"].update(mean, y)
-        metrics["mae"].update(mean, y)
-        for name, metric in metrics.items():
-            if name not in ("loss", "rmse", "mae"):
-                metric.update(params, y)
+        self._update_metrics(metrics, self.scaled_params(x), y)
         self.log_dict(
             {f"{stage}_{name}": metric for name, metric in metrics.items()},
             on_step=False,
@@ -222,6 +212,30 @@ class SoftRegressor(pl.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate("test", batch)
+
+    @torch.no_grad()
+    def evaluate(self, x: Tensor, y: Tensor, batch_size: int = 4096) -> dict[str, float]:
+        """The test metrics (NLL, RMSE, MAE, CRPS, PICP and width, loss) of (x, y), computed
+        exactly as ``trainer.test`` logs them; keys without the ``test_`` prefix."""
+        self.family.check_support(y, "target")
+        metrics = self._make_metrics().to(self.device)
+        for start in range(0, len(y), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            scaled = self.scaled_params(xb)
+            self._update_metrics(metrics, scaled, yb)
+        return {name: float(metric.compute()) for name, metric in metrics.items()}
+
+    def _update_metrics(self, metrics: nn.ModuleDict, scaled: Params, y: Tensor) -> None:
+        params = self.family.unscale(scaled, self.y_shift, self.y_scale)
+        metrics["loss"].update(
+            self.family.loss(scaled, self._scaled_target(y)).mean(), weight=len(y)
+        )
+        mean = self.family.mean(params)
+        metrics["rmse"].update(mean, y)
+        metrics["mae"].update(mean, y)
+        for name, metric in metrics.items():
+            if name not in ("loss", "rmse", "mae"):
+                metric.update(params, y)
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
         """Parameters, mean and (probabilistic families) the central interval; the
