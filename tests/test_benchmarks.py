@@ -1,0 +1,52 @@
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_uci_single_model_scores_are_the_gaussian_ones() -> None:
+    uci = _load("uci")
+    loc, scale = torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([[1.0, 2.0, 0.5]])
+    y = torch.tensor([0.5, 5.0, 2.1])
+    scores = uci._gaussian_scores(loc, scale, y)
+    expected = -stats.norm(loc[0].numpy(), scale[0].numpy()).logpdf(y.numpy()).mean()
+    assert scores["nll"] == pytest.approx(expected, rel=1e-9)
+    assert scores["rmse"] == pytest.approx(math.sqrt(((loc[0] - y) ** 2).mean().item()), rel=1e-6)
+    assert scores["picp90"] == pytest.approx(2 / 3)
+
+
+def test_uci_mixture_quantiles_and_nll() -> None:
+    uci = _load("uci")
+    loc = torch.tensor([[-2.0], [2.0]], dtype=torch.float64)
+    scale = torch.ones(2, 1, dtype=torch.float64)
+    q95 = uci._mixture_quantile(loc, scale, 0.95).item()
+    mixture_cdf = 0.5 * (stats.norm.cdf(q95, -2, 1) + stats.norm.cdf(q95, 2, 1))
+    assert mixture_cdf == pytest.approx(0.95, abs=1e-9)
+    nll = uci._gaussian_scores(loc, scale, torch.tensor([0.0]))["nll"]
+    assert nll == pytest.approx(-math.log(stats.norm.pdf(0, 2, 1)), rel=1e-9)
+
+
+def test_uci_benchmark_skips_cleanly_without_data(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/uci.py"), "--root", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and "skipped" in result.stdout
+    assert json.loads(result.stdout.strip().splitlines()[-1])["skipped"] is True
