@@ -35,7 +35,8 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check softzoo tests benchmarks export
 
 bench: $(STAMP)
-	$(PY) benchmarks/loader.py | tail -n 1
+	$(PY) benchmarks/uci.py --quick --out benchmarks/results 2>/dev/null | tail -n 1
+	$(PY) benchmarks/train_throughput.py --out benchmarks/results 2>/dev/null | tail -n 1
 	$(PY) benchmarks/onnx_latency.py --out benchmarks/results 2>/dev/null | tail -n 1
 
 clean:
