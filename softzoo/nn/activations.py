@@ -67,7 +67,7 @@ def unknown_name_error(kind: str, name: object, valid: list[str]) -> ValueError:
     """A ValueError for an unknown ``name``, listing the valid ones and the closest match."""
     close = difflib.get_close_matches(str(name), valid, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(valid)}")
+    return ValueError(f"unknown {kind} {name!r}.{hint} Choose one of: {', '.join(valid)}")
 
 
 def make_activation(name: str, **kwargs: float) -> nn.Module:
