@@ -83,7 +83,7 @@ def _cli_class() -> type:
 
     from softzoo.callbacks import PredictionCSVWriter
     from softzoo.data import ArrayDataModule
-    from softzoo.models import SoftRegressor
+    from softzoo.models import SoftRegressor, check_checkpoint
 
     class SoftzooCLI(LightningCLI):
         """LightningCLI with the data module's shape linked into the model."""
@@ -120,7 +120,19 @@ def _cli_class() -> type:
                 kwargs["logger"] = default_loggers()
             return super().instantiate_trainer(**kwargs)
 
+        def _check_ckpt_path(self) -> None:
+            path = self.config[self.subcommand].get("ckpt_path")
+            if path not in (None, "last", "best", "hpc", "registry"):
+                check_checkpoint(path)
+
+        def before_validate(self) -> None:
+            self._check_ckpt_path()
+
+        def before_test(self) -> None:
+            self._check_ckpt_path()
+
         def before_fit(self) -> None:
+            self._check_ckpt_path()
             name = self.config["fit"].get("init_from")
             if name:
                 from softzoo.zoo import get_model_weights, load_weights
@@ -131,6 +143,7 @@ def _cli_class() -> type:
                 load_weights(self.model, weights.file, weights.sha256)
 
         def before_predict(self) -> None:
+            self._check_ckpt_path()
             self.trainer.callbacks.append(PredictionCSVWriter(self.config["predict"]["output"]))
 
     return SoftzooCLI

@@ -36,7 +36,10 @@ def test_list_families_is_the_seven() -> None:
 
 
 def test_unknown_family_suggests_close_match() -> None:
-    with pytest.raises(ValueError, match=r"unknown family 'gausian'\. Did you mean 'gaussian'\? Choose one of: gamma, gaussian, "):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown family 'gausian'\. Did you mean 'gaussian'\? Choose one of: gamma, gaussian, ",
+    ):
         get_family("gausian")
 
 

@@ -39,7 +39,7 @@ def check_finite(values: np.ndarray, names: Sequence[str], what: str) -> None:
     rows = np.flatnonzero(bad[:, column])
     raise ValueError(
         f"{what} {names[column]!r} has {rows.size} NaN/inf value(s) (first at row {rows[0]}, "
-        f"value {values.reshape(len(values), -1)[rows[0], column]!r}): softzoo never fills or "
+        f"value {float(values.reshape(len(values), -1)[rows[0], column])}): softzoo never fills or "
         "drops rows silently; clean or drop them before training"
     )
 

@@ -6,6 +6,6 @@ Example:
     ('rate',)
 """
 
-from softzoo.models.regressor import SoftRegressor, load_checkpoint
+from softzoo.models.regressor import SoftRegressor, check_checkpoint, load_checkpoint
 
-__all__ = ["SoftRegressor", "load_checkpoint"]
+__all__ = ["SoftRegressor", "check_checkpoint", "load_checkpoint"]

@@ -16,7 +16,7 @@ from softzoo.families import Family, Params, get_family
 from softzoo.metrics import CRPS, IntervalCoverage, IntervalWidth, NegativeLogLikelihood
 from softzoo.nn import MLP, ParameterHeads
 
-__all__ = ["SoftRegressor", "load_checkpoint"]
+__all__ = ["SoftRegressor", "check_checkpoint", "load_checkpoint"]
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _SCHEDULERS = (None, "none", "cosine", "plateau")
@@ -275,10 +275,10 @@ class SoftRegressor(pl.LightningModule):
         }
 
 
-def load_checkpoint(path: str | Path) -> SoftRegressor:
-    """A SoftRegressor from a Lightning checkpoint, loaded with ``weights_only=True`` (no
-    pickled code runs), in eval mode on the CPU, with one clear error for a missing file,
-    a file that is no checkpoint, or a checkpoint of another kind of model."""
+def check_checkpoint(path: str | Path) -> dict:
+    """Read a Lightning checkpoint with ``weights_only=True`` (no pickled code runs) and
+    return it, or raise one clear ``ValueError``: missing file, not a checkpoint, or a
+    checkpoint of another kind of model."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
@@ -292,6 +292,14 @@ def load_checkpoint(path: str | Path) -> SoftRegressor:
             f"{str(path)!r} is a checkpoint of a different model, not a softzoo SoftRegressor "
             "(its hyper-parameters lack in_features and family)"
         )
+    return content
+
+
+def load_checkpoint(path: str | Path) -> SoftRegressor:
+    """A SoftRegressor from a Lightning checkpoint (see :func:`check_checkpoint`), in eval
+    mode on the CPU."""
+    content = check_checkpoint(path)
+    hparams = content["hyper_parameters"]
     accepted = inspect.signature(SoftRegressor.__init__).parameters
     model = SoftRegressor(**{k: v for k, v in hparams.items() if k in accepted})
     try:
