@@ -121,6 +121,7 @@ def test_hyperparameters_are_json_simple() -> None:
         ({"softplus_threshold": 100.0}, r"threshold must lie in \(0, 80\]"),
         ({"floor": 0.0}, "floor must be a finite number > 0"),
         ({"feature_names": ["a"]}, "1 feature_names for in_features=3"),
+        ({"gradient_clip_val": 0.0}, "gradient_clip_val must be > 0 or None"),
     ],
 )
 def test_bad_model_arguments(kwargs, message) -> None:
@@ -180,3 +181,54 @@ def test_recovers_heteroscedastic_sigma_and_calibrated_intervals() -> None:
     relative = ((scale.double() - truth).abs() / truth).mean().item()
     assert relative < 0.15, relative
     assert 0.85 <= picp <= 0.95, picp
+
+
+def _fit_weights(batches_per_step: int, **model_options) -> tuple[dict, pl.Trainer]:
+    dm = SyntheticDataModule(n=2000, n_features=2, batch_size=32, batches_per_step=batches_per_step)
+    torch.manual_seed(0)
+    model = SoftRegressor(2, hidden=[8], **{"lr": 1e-2, **model_options})
+    trainer = _trainer(max_epochs=3, num_sanity_val_steps=0)
+    trainer.fit(model, dm)
+    return {k: v.clone() for k, v in model.state_dict().items()}, trainer
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", None])
+def test_grouped_batches_train_exactly_like_one_batch_per_step(scheduler) -> None:
+    single, single_trainer = _fit_weights(1, scheduler=scheduler)
+    grouped, grouped_trainer = _fit_weights(16, scheduler=scheduler)
+    # 1400 training rows / 32 = 44 optimiser steps per epoch, in 3 Lightning steps of <= 16
+    assert single_trainer.global_step == grouped_trainer.global_step == 3 * 44
+    assert grouped_trainer.num_training_batches == 3
+    for name in single:
+        torch.testing.assert_close(grouped[name], single[name], rtol=0, atol=0)
+
+
+def test_cosine_schedule_spans_the_optimiser_steps_of_grouped_batches() -> None:
+    _, trainer = _fit_weights(16, scheduler="cosine")
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert scheduler.T_max == 3 * 44 and scheduler.last_epoch == 3 * 44
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_max_steps_counts_optimiser_steps_inside_a_group() -> None:
+    dm = SyntheticDataModule(n=2000, n_features=2, batch_size=32, batches_per_step=16)
+    model = SoftRegressor(2, hidden=[8], scheduler=None)
+    trainer = _trainer(max_epochs=5, max_steps=21, num_sanity_val_steps=0)
+    trainer.fit(model, dm)
+    assert trainer.global_step == 21
+
+
+def test_plateau_scheduler_steps_once_per_epoch_on_val_loss() -> None:
+    _, trainer = _fit_weights(16, scheduler="plateau")
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert scheduler.last_epoch == 3 and scheduler.best == pytest.approx(
+        float(trainer.callback_metrics["val_loss"]), rel=0.5
+    )
+
+
+def test_gradient_clipping_bounds_every_update() -> None:
+    clipped, _ = _fit_weights(16, optimizer="sgd", lr=1.0, gradient_clip_val=1e-6, scheduler=None)
+    torch.manual_seed(0)
+    start = SoftRegressor(2, hidden=[8]).state_dict()
+    # 132 SGD steps of norm <= 1e-6 move the weights by at most 1.32e-4 in total
+    assert (clipped["body.net.0.weight"] - start["body.net.0.weight"]).abs().max() <= 1.4e-4

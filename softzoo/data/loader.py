@@ -7,6 +7,7 @@ and then yields contiguous views.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -32,6 +33,10 @@ class InMemoryBatchLoader:
         tensors: tensors with the same first dimension (e.g. features, target).
         batch_size: rows per batch; the last batch is smaller unless ``drop_last``.
         shuffle: reshuffle each epoch with ``seed + epoch`` (reproducible, also on resume).
+        batches_per_step: yield lists of this many consecutive batches (the last list may
+            be shorter), one per Lightning step: :class:`~softzoo.models.SoftRegressor` takes
+            one optimiser step per batch, so Lightning's fixed per-step cost is paid once
+            per list. 1 yields plain batches.
         rank, world_size: this process's shard under DDP. With ``shuffle`` every rank
             draws the same permutation and takes every ``world_size``-th row, truncated to
             an equal length, so all ranks run the same number of steps; without it, ranks
@@ -42,6 +47,9 @@ class InMemoryBatchLoader:
         >>> loader = InMemoryBatchLoader(torch.arange(10.0), batch_size=4)
         >>> [b[0].tolist() for b in loader]
         [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0], [8.0, 9.0]]
+        >>> grouped = InMemoryBatchLoader(torch.arange(10.0), batch_size=4, batches_per_step=2)
+        >>> [[b[0].tolist() for b in step] for step in grouped]
+        [[[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]], [[8.0, 9.0]]]
     """
 
     def __init__(
@@ -51,6 +59,7 @@ class InMemoryBatchLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int = 0,
+        batches_per_step: int = 1,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
@@ -61,10 +70,13 @@ class InMemoryBatchLoader:
             raise ValueError(f"tensors differ in length: {[t.shape[0] for t in tensors]}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if batches_per_step < 1:
+            raise ValueError(f"batches_per_step must be >= 1, got {batches_per_step}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
         self.tensors, self.batch_size, self.shuffle = tensors, int(batch_size), shuffle
         self.drop_last, self.seed, self.rank, self.world_size = drop_last, seed, rank, world_size
+        self.batches_per_step = int(batches_per_step)
         self.sampler = _EpochSampler()
         # Lightning inspects `batch_sampler` whenever a loader has a `sampler`.
         self.batch_sampler = None
@@ -81,9 +93,14 @@ class InMemoryBatchLoader:
         n = self.tensors[0].shape[0]
         return n * self.rank // self.world_size, n * (self.rank + 1) // self.world_size
 
-    def __len__(self) -> int:
+    @property
+    def num_batches(self) -> int:
+        """Batches (optimiser steps) per epoch on this rank."""
         full, rest = divmod(self.rows, self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
+
+    def __len__(self) -> int:
+        return -(-self.num_batches // self.batches_per_step)
 
     def _shard(self) -> tuple[Tensor, ...]:
         if not self.shuffle:
@@ -95,9 +112,17 @@ class InMemoryBatchLoader:
         order = order[self.rank :: self.world_size][: self.rows].to(self.tensors[0].device)
         return tuple(t[order] for t in self.tensors)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+    def _batches(self) -> Iterator[tuple[Tensor, ...]]:
         shard = self._shard()
         rows = shard[0].shape[0]
         stop = rows - rows % self.batch_size if self.drop_last else rows
         for start in range(0, stop, self.batch_size):
             yield tuple(t[start : start + self.batch_size] for t in shard)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...] | list[tuple[Tensor, ...]]]:
+        if self.batches_per_step == 1:
+            yield from self._batches()
+            return
+        batches = self._batches()
+        while step := list(itertools.islice(batches, self.batches_per_step)):
+            yield step

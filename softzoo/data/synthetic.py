@@ -37,8 +37,11 @@ class SyntheticDataModule(ArrayDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         seed: int = 0,
+        batches_per_step: int = 16,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, val_fraction, test_fraction, seed)
+        super().__init__(
+            batch_size, eval_batch_size, val_fraction, test_fraction, seed, batches_per_step
+        )
         if n < 10 or n_features < 1:
             raise ValueError(
                 f"need n >= 10 and n_features >= 1, got n={n}, n_features={n_features}"

@@ -84,7 +84,8 @@ class TabularDataModule(ArrayDataModule):
         index_files: optional files of 0-based row indices, one per line, for "train",
             "val" and "test"; they replace the fractions.
         predict_path: a file with the feature columns to predict on (default: the test split).
-        batch_size, eval_batch_size, val_fraction, test_fraction, seed: see ArrayDataModule.
+        batch_size, eval_batch_size, val_fraction, test_fraction, seed, batches_per_step:
+            see ArrayDataModule.
 
     Example:
         >>> dm = TabularDataModule(dataset="concrete")
@@ -105,8 +106,11 @@ class TabularDataModule(ArrayDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         seed: int = 0,
+        batches_per_step: int = 16,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, val_fraction, test_fraction, seed)
+        super().__init__(
+            batch_size, eval_batch_size, val_fraction, test_fraction, seed, batches_per_step
+        )
         if (path is None) == (dataset is None):
             raise ValueError(
                 "give exactly one of path (a CSV/Parquet file) or dataset (a bundled data set)"

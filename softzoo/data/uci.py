@@ -35,8 +35,9 @@ class UCISplitDataModule(ArrayDataModule):
         eval_batch_size: int = 4096,
         val_fraction: float = 0.0,
         seed: int = 0,
+        batches_per_step: int = 16,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, val_fraction, 0.0, seed)
+        super().__init__(batch_size, eval_batch_size, val_fraction, 0.0, seed, batches_per_step)
         self.folder = Path(root) / name
         if not (self.folder / "data.txt").is_file():
             raise ValueError(

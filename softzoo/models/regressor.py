@@ -42,6 +42,8 @@ class SoftRegressor(pl.LightningModule):
         floor: smallest value of each positive head, in the head's (scaled) units.
         optimizer: "adam", "adamw" or "sgd"; lr, weight_decay: its settings.
         scheduler: None, "cosine" (to 0 over the run, per step) or "plateau" (on val_loss).
+        gradient_clip_val: clip the gradient norm to this value before each step (the
+            model optimises manually, so the Trainer's ``gradient_clip_val`` does not apply).
         interval_level: the central interval logged (PICP, width) and predicted.
         feature_names, target_name: recorded in checkpoints and exports.
 
@@ -69,6 +71,7 @@ class SoftRegressor(pl.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         scheduler: str | None = "cosine",
+        gradient_clip_val: float | None = None,
         interval_level: float = 0.9,
         feature_names: Sequence[str] | None = None,
         target_name: str = "y",
@@ -82,7 +85,12 @@ class SoftRegressor(pl.LightningModule):
             raise ValueError(f"interval_level must lie in (0, 1), got {interval_level}")
         if feature_names is not None and len(feature_names) != in_features:
             raise ValueError(f"{len(feature_names)} feature_names for in_features={in_features}")
+        if gradient_clip_val is not None and not gradient_clip_val > 0:
+            raise ValueError(f"gradient_clip_val must be > 0 or None, got {gradient_clip_val}")
         self.save_hyperparameters()
+        # Manual optimisation: one Lightning step can carry several batches (see
+        # ArrayDataModule.batches_per_step), each with its own optimiser step.
+        self.automatic_optimization = False
         self.family: Family = get_family(family, **(family_options or {}))
         self.body = MLP(
             in_features,
@@ -186,14 +194,36 @@ class SoftRegressor(pl.LightningModule):
     def _scaled_target(self, y: Tensor) -> Tensor:
         return (y - self.y_shift) / self.y_scale
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        loss = self.family.loss(self.scaled_params(x), self._scaled_target(y)).mean()
-        self.train_loss.update(loss.detach(), weight=len(y))
-        return loss
+    def training_step(
+        self, batch: tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]], batch_idx: int
+    ) -> None:
+        """One optimiser step per batch; ``batch`` is one (x, y) batch or a list of them
+        (``batches_per_step`` of the data module)."""
+        optimizer = self.optimizers()
+        scheduler = self.lr_schedulers() if self.hparams.scheduler == "cosine" else None
+        max_steps = self.trainer.max_steps
+        loss_sum, rows = 0.0, 0
+        for x, y in batch if isinstance(batch[0], (list, tuple)) else [batch]:
+            if 0 <= max_steps <= self.trainer.global_step:
+                break
+            loss = self.family.loss(self.scaled_params(x), self._scaled_target(y)).mean()
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.hparams.gradient_clip_val is not None:
+                self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            loss_sum, rows = loss_sum + loss.detach() * len(y), rows + len(y)
+        if rows:
+            # one metric update per Lightning step: torchmetrics' update costs a tenth of a step
+            self.train_loss.update(loss_sum / rows, weight=rows)
 
     def on_train_epoch_end(self) -> None:
         self.log("train_loss", self.train_loss, on_epoch=True, prog_bar=True)
+        val_loss = self.trainer.callback_metrics.get("val_loss")
+        if self.hparams.scheduler == "plateau" and val_loss is not None:
+            self.lr_schedulers().step(val_loss)
 
     def _evaluate(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
         x, y = batch
@@ -253,9 +283,14 @@ class SoftRegressor(pl.LightningModule):
         return out
 
     def configure_optimizers(self) -> Any:
+        """The optimiser (fused kernels on CPU and CUDA) and the scheduler, which
+        ``training_step`` steps itself: per optimiser step (cosine) or per epoch on
+        ``val_loss`` (plateau)."""
         hp = self.hparams
+        params = list(self.parameters())
+        fused = all(p.device.type in ("cpu", "cuda") for p in params)
         optimizer = _OPTIMIZERS[hp.optimizer](
-            self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay
+            params, lr=hp.lr, weight_decay=hp.weight_decay, fused=fused
         )
         if hp.scheduler in (None, "none"):
             return optimizer
@@ -263,16 +298,21 @@ class SoftRegressor(pl.LightningModule):
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, factor=0.5, patience=5
             )
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"},
-            }
-        steps = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        else:
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=self._total_optimizer_steps()
+            )
+        return [optimizer], [scheduler]
+
+    def _total_optimizer_steps(self) -> int:
+        trainer = self.trainer
+        lightning_steps = max(1, int(trainer.estimated_stepping_batches))
+        loader = trainer.train_dataloader
+        per_step = getattr(loader, "batches_per_step", 1)
+        if per_step == 1 or trainer.max_epochs in (None, -1):
+            return lightning_steps
+        steps = trainer.max_epochs * loader.num_batches
+        return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
 
 def check_checkpoint(path: str | Path) -> dict:
