@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from softzoo import __version__
@@ -77,11 +78,32 @@ def default_loggers() -> list:
     ]
 
 
+def _last_checkpoint(trainer: Any) -> Path | None:
+    """The newest ``last*.ckpt`` of earlier runs when checkpoints live in per-run logger
+    folders (the default: runs/csv/version_N/checkpoints). Lightning itself only looks in
+    the new run's folder, finds nothing and silently starts from scratch; None when the
+    checkpoint callback has its own ``dirpath`` or there is no logger (Lightning finds
+    those)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    callbacks = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
+    if not trainer.loggers or any(c.dirpath for c in callbacks):
+        return None
+    root = Path(trainer.loggers[0].root_dir)
+    found = sorted(root.glob("version_*/checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise ValueError(
+            f"--ckpt_path last: no last.ckpt under {root}/version_*/checkpoints to resume from; "
+            "give a checkpoint file, or run without --ckpt_path to start afresh"
+        )
+    return found[-1]
+
+
 def _cli_class() -> type:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-    from softzoo.callbacks import PredictionCSVWriter
+    from softzoo.callbacks import AtomicCheckpointIO, PredictionCSVWriter
     from softzoo.data import ArrayDataModule
     from softzoo.models import SoftRegressor, check_checkpoint
 
@@ -116,12 +138,20 @@ def _cli_class() -> type:
                 parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
 
         def instantiate_trainer(self, **kwargs: object) -> object:
-            if self._get(self.config_init, "trainer").get("logger") in (None, True):
+            trainer_config = self._get(self.config_init, "trainer")
+            if trainer_config.get("logger") in (None, True):
                 kwargs["logger"] = default_loggers()
+            if not trainer_config.get("plugins"):
+                kwargs["plugins"] = [AtomicCheckpointIO()]
             return super().instantiate_trainer(**kwargs)
 
         def _check_ckpt_path(self) -> None:
-            path = self.config[self.subcommand].get("ckpt_path")
+            config = self.config_init[self.subcommand]
+            if config.get("ckpt_path") == "last":
+                found = _last_checkpoint(self.trainer)
+                if found is not None:
+                    config["ckpt_path"] = str(found)
+            path = config.get("ckpt_path")
             if path not in (None, "last", "best", "hpc", "registry"):
                 check_checkpoint(path)
 

@@ -283,3 +283,18 @@ def test_student_t_df_stays_above_two() -> None:
 def test_bad_interval_level() -> None:
     with pytest.raises(ValueError, match=r"interval level must lie in \(0, 1\)"):
         get_family("gaussian").interval((torch.zeros(1), torch.ones(1)), 1.5)
+
+
+def test_negative_binomial_crps_of_huge_counts_uses_the_quantile_integral(monkeypatch) -> None:
+    import softzoo.families.negative_binomial as nb
+
+    family = get_family("negative_binomial")
+    mu = torch.tensor([30.0, 200.0, 5.0])
+    r = torch.tensor([2.0, 8.0, 0.7])
+    y = torch.tensor([12.0, 260.0, 0.0])
+    exact = family.crps((mu, r), y)
+    monkeypatch.setattr(nb, "_CRPS_GRID_MAX", 1)
+    torch.testing.assert_close(family.crps((mu, r), y), exact, rtol=2e-3, atol=1e-3)
+    # counts of 1e9 would need a grid of gigabytes; the integral needs 1,000 quantiles per row
+    big = family.crps((torch.tensor([1e9]), torch.tensor([1.5])), torch.tensor([3e9]))
+    assert torch.isfinite(big).all() and 1e8 < float(big) < 3e9
