@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_results
 
 from softzoo.models import SoftRegressor
 from softzoo.onnx import export, session
@@ -120,17 +121,11 @@ def main() -> None:
     print("MLP 16→64→64→2 (Gaussian), 1 thread, median of", args.repeats, "repeats\n")
     print(table + "\n")
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "onnx_latency.json").write_text(
-            json.dumps(
-                {"summary": summary, "seconds": {"|".join(map(str, k)): v for k, v in t.items()}},
-                indent=2,
-            )
-            + "\n"
-        )
-        (out / "onnx_latency.md").write_text(
-            f"# ONNX latency\n\n{table}\n\n```json\n{json.dumps(summary, indent=2)}\n```\n"
+        write_results(
+            args.out,
+            "onnx_latency",
+            {"summary": summary, "seconds": {"|".join(map(str, k)): v for k, v in t.items()}},
+            f"# ONNX latency\n\n{table}\n\n```json\n{json.dumps(summary, indent=2)}\n```",
         )
     print(json.dumps(summary))
 

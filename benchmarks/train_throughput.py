@@ -25,6 +25,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
+from _results import write_results
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -152,8 +153,7 @@ def main() -> None:
         "ms_per_step": {k: round(v * 1e3, 4) for k, v in seconds.items()},
     }
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "train_throughput.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_results(args.out, "train_throughput", summary)
     print(json.dumps(summary))
 
 

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import write_results
 
 from softzoo.data import InMemoryBatchLoader, UCISplitDataModule, uci_splits
 from softzoo.models import SoftRegressor
@@ -330,11 +331,7 @@ def main() -> None:
     table = _markdown(datasets, summary)
     print(table)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        stem = "uci_quick" if args.quick else "uci"
-        (out / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
-        (out / f"{stem}.md").write_text(table + "\n")
+        write_results(args.out, "uci_quick" if args.quick else "uci", summary, table)
     print(json.dumps(summary))
 
 

@@ -13,6 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(name: str):
+    """A benchmark script as a module (its folder on sys.path, as when run as a script)."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
