@@ -99,6 +99,21 @@ def _last_checkpoint(trainer: Any) -> Path | None:
     return found[-1]
 
 
+def _check_manual_optimization(trainer: Any) -> None:
+    """SoftRegressor steps its optimiser itself (several batches per Lightning step), so the
+    Trainer's clipping and accumulation do not apply; say what to use instead."""
+    if trainer.gradient_clip_val:
+        raise ValueError(
+            "--trainer.gradient_clip_val does not apply to softzoo models (they optimise "
+            "manually); use --model.gradient_clip_val instead"
+        )
+    if trainer.accumulate_grad_batches != 1:
+        raise ValueError(
+            "--trainer.accumulate_grad_batches is not supported (softzoo models optimise "
+            "manually); raise --data.init_args.batch_size instead"
+        )
+
+
 def _cli_class() -> type:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -163,6 +178,7 @@ def _cli_class() -> type:
 
         def before_fit(self) -> None:
             self._check_ckpt_path()
+            _check_manual_optimization(self.trainer)
             name = self.config["fit"].get("init_from")
             if name:
                 from softzoo.zoo import get_model_weights, load_weights

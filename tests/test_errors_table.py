@@ -76,6 +76,8 @@ CLI_ROWS = {
     "threshold out of range": _csv("d.csv", "y", "--model.softplus_threshold", "100"),
     "floor <= 0": _csv("d.csv", "y", "--model.floor", "0"),
     "batch size larger than the data": _csv("small.csv", "y", "--data.init_args.batch_size", "64"),
+    "Trainer gradient clipping": _csv("d.csv", "y", "--trainer.gradient_clip_val", "1"),
+    "gradient accumulation": _csv("d.csv", "y", "--trainer.accumulate_grad_batches", "2"),
     "unknown model name": ["zoo", "info", "concrete-gausian-softplus"],
     "unknown command": ["tset"],
     "checkpoint of a different model": [
