@@ -20,6 +20,9 @@ from softzoo import __version__
 
 # run_cli passes args on purpose, also from scripts that have their own sys.argv.
 warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+# softzoo logs per epoch, and its Lightning steps each carry 16 batches: Lightning's advice
+# to lower log_every_n_steps for short epochs does not apply.
+warnings.filterwarnings("ignore", message="The number of training batches .* logging interval")
 
 __all__ = ["COMMANDS", "main", "run_cli"]
 
@@ -39,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": (
         "softzoo.zoo.cli:reproduce_main",
         "retrain a zoo model from its recipe and check it",
+    ),
+    "report": (
+        "softzoo.report.cli:report_main",
+        "calibration and prediction plots (PNG) and report.md of a model",
     ),
     "bench": ("softzoo.bench:bench_main", "run the benchmarks and print their JSON lines"),
 }
@@ -114,11 +121,15 @@ def _check_manual_optimization(trainer: Any) -> None:
         )
 
 
+def _as_list(value: Any) -> list:
+    return [] if value is None else list(value) if isinstance(value, list) else [value]
+
+
 def _cli_class() -> type:
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-    from softzoo.callbacks import AtomicCheckpointIO, PredictionCSVWriter
+    from softzoo.callbacks import AtomicCheckpointIO, PredictionCSVWriter, default_progress_bar
     from softzoo.data import ArrayDataModule
     from softzoo.models import SoftRegressor, check_checkpoint
 
@@ -158,6 +169,11 @@ def _cli_class() -> type:
                 kwargs["logger"] = default_loggers()
             if not trainer_config.get("plugins"):
                 kwargs["plugins"] = [AtomicCheckpointIO()]
+            callbacks = _as_list(trainer_config.get("callbacks"))
+            if trainer_config.get("enable_progress_bar") is not False and not any(
+                isinstance(c, ProgressBar) for c in callbacks
+            ):
+                kwargs["callbacks"] = [*callbacks, default_progress_bar()]
             return super().instantiate_trainer(**kwargs)
 
         def _check_ckpt_path(self) -> None:

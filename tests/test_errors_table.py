@@ -104,6 +104,14 @@ CLI_ROWS = {
         "--data.init_args.predict_path",
         "new.csv",
     ],
+    "report on a checkpoint without its data": [
+        "report",
+        "--ckpt_path",
+        "good.ckpt",
+        "--output",
+        "rep",
+    ],
+    "report output is a file": ["report", "--ckpt_path", "good.ckpt", "--output", "d.csv"],
     "test with another model's checkpoint": [
         "test",
         *_csv("d.csv")[1:],

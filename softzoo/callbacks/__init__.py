@@ -1,6 +1,17 @@
 """Lightning callbacks and plugins of softzoo."""
 
+from softzoo.callbacks.calibration_plot import CalibrationPlot
 from softzoo.callbacks.checkpoint_io import AtomicCheckpointIO
+from softzoo.callbacks.dead_units import DeadUnitMonitor, activation_slope
 from softzoo.callbacks.prediction_writer import PredictionCSVWriter
+from softzoo.callbacks.progress import PlainProgressBar, default_progress_bar
 
-__all__ = ["AtomicCheckpointIO", "PredictionCSVWriter"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "CalibrationPlot",
+    "DeadUnitMonitor",
+    "PlainProgressBar",
+    "PredictionCSVWriter",
+    "activation_slope",
+    "default_progress_bar",
+]

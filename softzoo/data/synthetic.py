@@ -46,6 +46,7 @@ class SyntheticDataModule(ArrayDataModule):
             raise ValueError(
                 f"need n >= 10 and n_features >= 1, got n={n}, n_features={n_features}"
             )
+        self.save_hyperparameters()  # lets `softzoo report` rebuild the data
         self.n, self.dims = int(n), int(n_features)
 
     def load_arrays(self) -> TabularArrays:

@@ -47,6 +47,7 @@ class UCISplitDataModule(ArrayDataModule):
         n_splits = uci_splits(root, name)
         if not 0 <= split < n_splits:
             raise ValueError(f"split must lie in 0..{n_splits - 1} for {name!r}, got {split}")
+        self.save_hyperparameters()  # lets `softzoo report` rebuild the data
         self.name, self.split = name, split
 
     def _index(self, stem: str) -> np.ndarray:

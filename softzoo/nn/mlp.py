@@ -53,12 +53,14 @@ class MLP(nn.Module):
             raise ValueError(f"unknown norm {norm!r}; valid: None, {', '.join(_NORMS)}")
         self.activations = self._per_layer(activation, len(hidden))
         layers: list[nn.Module] = []
+        self._activation_positions: list[int] = []
         width = in_features
         for out, name in zip(hidden, self.activations, strict=True):
             layers.append(nn.Linear(width, out))
             if norm is not None:
                 layers.append(_NORMS[norm](out))
             kwargs = (activation_kwargs or {}) if name == "softplus" else {}
+            self._activation_positions.append(len(layers))
             layers.append(make_activation(name, **kwargs))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
@@ -66,6 +68,11 @@ class MLP(nn.Module):
         self.in_features = in_features
         self.out_features = width
         self.net = nn.Sequential(*layers)
+
+    @property
+    def activation_layers(self) -> list[nn.Module]:
+        """The activation module of each hidden layer, in order (for monitors and hooks)."""
+        return [self.net[i] for i in self._activation_positions]
 
     @staticmethod
     def _per_layer(activation: str | Sequence[str], n_layers: int) -> list[str]:

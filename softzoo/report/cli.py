@@ -1,0 +1,115 @@
+"""``softzoo report``: the calibration and prediction plots of a checkpoint or a zoo model."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+import yaml
+
+from softzoo.data import ArrayDataModule, TabularDataModule
+from softzoo.models import SoftRegressor, check_checkpoint, load_checkpoint
+from softzoo.report.plots import prepare_output, write_report
+
+__all__ = ["data_module_from_config", "report_main"]
+
+_SPLITS = ("train", "val", "test")
+
+
+def data_module_from_config(config: dict[str, Any]) -> ArrayDataModule:
+    """Rebuild a data module from ``{"class_path": …, "init_args": {…}}`` (a YAML ``data:``
+    section) or from the hyper-parameters a checkpoint stores (``_class_path`` + args).
+    Only subclasses of :class:`~softzoo.data.ArrayDataModule` are built."""
+    class_path = config.get("class_path") or config.get("_class_path")
+    if "init_args" in config:
+        init_args = dict(config["init_args"] or {})
+    else:
+        init_args = {k: v for k, v in config.items() if not k.startswith("_")}
+    module_name, _, class_name = str(class_path).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError):
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, ArrayDataModule)):
+        raise ValueError(
+            f"the recorded data module {class_path!r} is not a softzoo data module that can be "
+            "rebuilt here; pass --data FILE (a CSV/Parquet file with the model's columns)"
+        )
+    return cls(**init_args)
+
+
+def _recorded_data(args: argparse.Namespace) -> tuple[ArrayDataModule, str]:
+    """The data module the model was trained with: from the checkpoint or the zoo recipe."""
+    if args.ckpt_path:
+        config = check_checkpoint(args.ckpt_path).get("datamodule_hyper_parameters")
+        where = f"checkpoint {args.ckpt_path!r}"
+    else:
+        from softzoo.zoo import get_model_weights
+
+        weights = get_model_weights(args.model)
+        recipe = yaml.safe_load(weights.meta["recipe_yaml"]) if weights else {}
+        config = recipe.get("data")
+        where = f"zoo model {args.model!r}"
+    if not config:
+        raise ValueError(
+            f"{where} does not record the data it was trained on; pass --data FILE "
+            "(a CSV/Parquet file with the model's feature and target columns)"
+        )
+    return data_module_from_config(config), where
+
+
+def _rows(args: argparse.Namespace, model: SoftRegressor) -> tuple[Any, Any, str]:
+    if args.data:
+        data = TabularDataModule(
+            path=args.data,
+            target=model.hparams.target_name,
+            features=model.feature_names,
+            val_fraction=0.0,
+            test_fraction=0.0,
+        )
+        x, y = data.tensors("train")
+        return x, y, f"file `{args.data}`"
+    data, where = _recorded_data(args)
+    x, y = data.tensors(args.split)
+    if len(y) == 0:
+        raise ValueError(
+            f"the {args.split} split of the data recorded in {where} is empty; "
+            "choose another --split or pass --data FILE"
+        )
+    return x, y, f"{args.split} split of the data recorded in {where}"
+
+
+def _model(args: argparse.Namespace) -> tuple[SoftRegressor, str]:
+    if args.ckpt_path:
+        return load_checkpoint(args.ckpt_path), str(args.ckpt_path)
+    from softzoo.zoo import get_model
+
+    return get_model(args.model, weights="DEFAULT"), args.model
+
+
+def report_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="softzoo report",
+        description="Write calibration and prediction plots (PNG) and report.md for a "
+        "checkpoint or a zoo model, on the test split it was trained with or on --data.",
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--ckpt_path", help="a SoftRegressor checkpoint (.ckpt)")
+    which.add_argument("--model", help="a zoo model name (softzoo zoo list)")
+    parser.add_argument(
+        "--data", default=None, help="a CSV/Parquet file with the model's columns (all rows)"
+    )
+    parser.add_argument(
+        "--split", choices=_SPLITS, default="test", help="split of the recorded data (default test)"
+    )
+    parser.add_argument("--output", required=True, help="folder for the PNGs and report.md")
+    parser.add_argument("--title", default=None)
+    args = parser.parse_args(argv)
+    prepare_output(args.output)  # before any work
+    model, name = _model(args)
+    x, y, source = _rows(args, model)
+    files = write_report(model, x, y, args.output, title=args.title or name, source=source)
+    for path in files.values():
+        print(f"wrote {path}")
+    return 0

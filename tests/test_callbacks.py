@@ -1,0 +1,133 @@
+"""DeadUnitMonitor (exact fractions on hand-set weights) and the progress output."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+
+from softzoo.callbacks import (
+    DeadUnitMonitor,
+    PlainProgressBar,
+    activation_slope,
+    default_progress_bar,
+)
+from softzoo.cli import main, run_cli
+from softzoo.data import SyntheticDataModule
+from softzoo.models import SoftRegressor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_activation_slope_is_the_exact_derivative() -> None:
+    z = torch.tensor([-1.0, 0.0, 2.0])
+    assert activation_slope(torch.nn.ReLU(), z).tolist() == [0.0, 0.0, 1.0]
+    softplus = torch.nn.Softplus(beta=2.0, threshold=20.0)
+    assert torch.allclose(activation_slope(softplus, z), torch.sigmoid(2 * z))
+    assert activation_slope(softplus, torch.tensor([11.0])).item() == 1.0  # beyond threshold
+    with torch.inference_mode():  # as in validation
+        inference = torch.zeros(3)
+    assert activation_slope(torch.nn.Softplus(), inference).tolist() == [0.5] * 3
+
+
+def _validate(model: SoftRegressor, monitor: DeadUnitMonitor) -> dict[str, float]:
+    trainer = pl.Trainer(
+        logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[monitor]
+    )
+    (metrics,) = trainer.validate(model, SyntheticDataModule(n=200, n_features=2), verbose=False)
+    return metrics
+
+
+def _set_first_layer_bias(model: SoftRegressor, bias: list[float]) -> None:
+    first = model.body.net[0]
+    with torch.no_grad():
+        first.weight.zero_()
+        first.bias.copy_(torch.tensor(bias))
+
+
+def test_dead_relu_units_are_counted_exactly() -> None:
+    model = SoftRegressor(2, hidden=[4, 2], activation="relu")
+    _set_first_layer_bias(model, [-1.0, -1.0, -1.0, 1.0])  # 3 of 4 never positive
+    metrics = _validate(model, DeadUnitMonitor())
+    assert metrics["dead_units/layer_1"] == 0.75
+    assert metrics["dead_units/all"] == pytest.approx((3 + 6 * metrics["dead_units/layer_2"]) / 6)
+    assert not model.body.net[1]._forward_hooks  # hooks removed after the epoch
+
+
+def test_softplus_units_die_only_below_eps() -> None:
+    model = SoftRegressor(2, hidden=[4], activation="softplus")
+    # sigmoid(-20) = 2e-9 < 1e-4: dead; sigmoid(-5) = 6.7e-3: alive
+    _set_first_layer_bias(model, [-20.0, -20.0, -5.0, 0.0])
+    assert _validate(model, DeadUnitMonitor(eps=1e-4))["dead_units/layer_1"] == 0.5
+    assert _validate(model, DeadUnitMonitor(eps=1e-2))["dead_units/layer_1"] == 0.75
+
+
+def test_dead_unit_monitor_errors() -> None:
+    with pytest.raises(ValueError, match=r"eps must lie in \(0, 1\), got 0"):
+        DeadUnitMonitor(eps=0)
+
+    class Plain(pl.LightningModule):
+        def validation_step(self, batch, batch_idx):
+            return None
+
+    with pytest.raises(ValueError, match=r"needs a model whose body is a softzoo\.nn\.MLP; Plain"):
+        DeadUnitMonitor().on_validation_epoch_start(
+            type("T", (), {"sanity_checking": False})(), Plain()
+        )
+
+
+def test_default_progress_bar_follows_the_terminal(monkeypatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert isinstance(default_progress_bar(), RichProgressBar)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert isinstance(default_progress_bar(), PlainProgressBar)
+
+
+def _fit(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "fit",
+        "--config",
+        str(ROOT / "configs/examples/gaussian.yaml"),
+        "--data.init_args.dataset",
+        "yacht",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--checkpoint.dirpath",
+        str(tmp_path / "ckpt"),
+        *extra,
+    ]
+
+
+def test_fit_without_a_terminal_logs_one_plain_line_per_epoch(tmp_path, caplog) -> None:
+    with caplog.at_level(logging.INFO):
+        assert main(_fit(tmp_path)) == 0
+    lines = [m for m in caplog.messages if re.search(r"epoch \d/2 \(", m)]
+    assert [re.search(r"epoch \d/2", line)[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("train_loss " in line and "val_nll " in line for line in lines)
+    assert not any("\r" in line for line in lines)
+
+
+def test_the_configs_progress_bar_choice_is_kept(tmp_path) -> None:
+    quiet = run_cli(_fit(tmp_path, "--trainer.enable_progress_bar", "false"))
+    assert quiet.trainer.progress_bar_callback is None
+    cli = run_cli(
+        _fit(tmp_path, "--trainer.callbacks", "lightning.pytorch.callbacks.TQDMProgressBar")
+    )
+    assert isinstance(cli.trainer.progress_bar_callback, TQDMProgressBar)
+    bars = [c for c in cli.trainer.callbacks if isinstance(c, (TQDMProgressBar, PlainProgressBar))]
+    assert len(bars) == 1
