@@ -136,6 +136,7 @@ def train(
     seed: int,
     batch_size: int = 100,
     holdout: float = 0.0,
+    weight_decay: float = 0.0,
 ) -> SoftRegressor:
     """Fit scaling on (x, y), then Adam over shuffled in-memory batches.
 
@@ -143,13 +144,14 @@ def train(
     weights of the epoch with the best held-out NLL (early stopping; the test split is
     never looked at).
     """
-    torch.manual_seed(seed)
     x, y, x_val, y_val = _holdout(x, y, holdout, seed)
     model.fit_scaling(x, y)
     model.train()
     loader = InMemoryBatchLoader(x, y, batch_size=batch_size, shuffle=True, seed=seed)
     # fused: on CPU the default single-tensor Adam costs a third of a step on these small nets
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=lr, weight_decay=weight_decay, fused=True
+    )
     best = (math.inf, None)
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
@@ -228,6 +230,9 @@ def run_split(job: tuple[str, str, int, int]) -> tuple[str, int, dict[str, dict[
     hidden, epochs = _protocol(name)
 
     def fit(activation: str, layers: list[int], seed: int, **options) -> SoftRegressor:
+        # seeded before the model is built: its initial weights must not depend on which
+        # jobs this worker process ran before
+        torch.manual_seed(seed)
         model = SoftRegressor(
             x.shape[1],
             family="gaussian",
