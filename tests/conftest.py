@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,36 @@ UCI_ROOT = Path(
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def yacht_fit(tmp_path: Path) -> Callable[..., list[str]]:
+    """Arguments of a quick ``softzoo fit``/``test``/``predict`` (without the command): the
+    Gaussian example config on yacht, 2 epochs, no logger, checkpoints in tmp_path/ckpt."""
+
+    def args(*extra: str) -> list[str]:
+        return [
+            "--config",
+            str(ROOT / "configs/examples/gaussian.yaml"),
+            "--data.init_args.dataset",
+            "yacht",
+            "--trainer.max_epochs",
+            "2",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.logger",
+            "false",
+            "--trainer.enable_model_summary",
+            "false",
+            "--checkpoint.dirpath",
+            str(tmp_path / "ckpt"),
+            *extra,
+        ]
+
+    return args
 
 
 @pytest.fixture

@@ -53,3 +53,19 @@ def test_uci_benchmark_skips_cleanly_without_data(tmp_path) -> None:
     )
     assert result.returncode == 0 and "skipped" in result.stdout
     assert json.loads(result.stdout.strip().splitlines()[-1])["skipped"] is True
+
+
+def test_dead_units_experiment_records_every_epoch_and_summarises(tmp_path) -> None:
+    dead = _load("dead_units")
+    runs = {
+        a: [dead.run("yacht", a, 0.05, 2, seed) for seed in (0, 1)] for a in ("relu", "softplus")
+    }
+    assert [len(r["history"]) for r in runs["relu"]] == [2, 2]
+    summary = dead._summary(runs)
+    for entry in summary.values():
+        assert 0.0 <= entry["dead_final"] <= entry["dead_max"] <= 1.0
+        assert entry["test_nll_median"] <= entry["test_nll_worst"]
+    finals = [r["history"][-1]["dead_units/all"] for r in runs["relu"]]
+    assert summary["relu"]["dead_final"] == pytest.approx(sum(finals) / 2)
+    dead._plot({0.05: summary}, "test", tmp_path / "d.png")
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"

@@ -6,7 +6,6 @@ import io
 import logging
 import re
 import sys
-from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
@@ -22,8 +21,6 @@ from softzoo.callbacks import (
 from softzoo.cli import main, run_cli
 from softzoo.data import SyntheticDataModule
 from softzoo.models import SoftRegressor
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_activation_slope_is_the_exact_derivative() -> None:
@@ -94,39 +91,20 @@ def test_default_progress_bar_follows_the_terminal(monkeypatch) -> None:
     assert isinstance(default_progress_bar(), PlainProgressBar)
 
 
-def _fit(tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "fit",
-        "--config",
-        str(ROOT / "configs/examples/gaussian.yaml"),
-        "--data.init_args.dataset",
-        "yacht",
-        "--trainer.max_epochs",
-        "2",
-        "--trainer.logger",
-        "false",
-        "--trainer.enable_model_summary",
-        "false",
-        "--checkpoint.dirpath",
-        str(tmp_path / "ckpt"),
-        *extra,
-    ]
-
-
-def test_fit_without_a_terminal_logs_one_plain_line_per_epoch(tmp_path, caplog) -> None:
+def test_fit_without_a_terminal_logs_one_plain_line_per_epoch(yacht_fit, caplog) -> None:
     with caplog.at_level(logging.INFO):
-        assert main(_fit(tmp_path)) == 0
+        assert main(["fit", *yacht_fit()]) == 0
     lines = [m for m in caplog.messages if re.search(r"epoch \d/2 \(", m)]
     assert [re.search(r"epoch \d/2", line)[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
     assert all("train_loss " in line and "val_nll " in line for line in lines)
     assert not any("\r" in line for line in lines)
 
 
-def test_the_configs_progress_bar_choice_is_kept(tmp_path) -> None:
-    quiet = run_cli(_fit(tmp_path, "--trainer.enable_progress_bar", "false"))
+def test_the_configs_progress_bar_choice_is_kept(yacht_fit) -> None:
+    quiet = run_cli(["fit", *yacht_fit("--trainer.enable_progress_bar", "false")])
     assert quiet.trainer.progress_bar_callback is None
     cli = run_cli(
-        _fit(tmp_path, "--trainer.callbacks", "lightning.pytorch.callbacks.TQDMProgressBar")
+        ["fit", *yacht_fit("--trainer.callbacks", "lightning.pytorch.callbacks.TQDMProgressBar")]
     )
     assert isinstance(cli.trainer.progress_bar_callback, TQDMProgressBar)
     bars = [c for c in cli.trainer.callbacks if isinstance(c, (TQDMProgressBar, PlainProgressBar))]

@@ -46,34 +46,15 @@ def test_unknown_command_suggests(capsys) -> None:
     assert "unknown command 'tset'. Did you mean 'test'?" in capsys.readouterr().err
 
 
-def _fit_args(tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "--config",
-        str(ROOT / "configs/examples/gaussian.yaml"),
-        "--data.init_args.dataset",
-        "yacht",
-        "--trainer.max_epochs",
-        "2",
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--trainer.logger",
-        "false",
-        "--checkpoint.dirpath",
-        str(tmp_path / "ckpt"),
-        *QUIET,
-        *extra,
-    ]
-
-
-def test_fit_test_predict_round_trip(tmp_path, monkeypatch) -> None:
+def test_fit_test_predict_round_trip(tmp_path, monkeypatch, yacht_fit) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["fit", *_fit_args(tmp_path)]) == 0
+    assert main(["fit", *yacht_fit(*QUIET)]) == 0
     last = tmp_path / "ckpt" / "last.ckpt"
     assert last.is_file() and list((tmp_path / "ckpt").glob("best-epoch=*.ckpt"))
-    assert main(["test", *_fit_args(tmp_path), "--ckpt_path", str(last)]) == 0
+    assert main(["test", *yacht_fit(*QUIET), "--ckpt_path", str(last)]) == 0
     out = tmp_path / "pred.csv"
     assert (
-        main(["predict", *_fit_args(tmp_path), "--ckpt_path", str(last), "--output", str(out)]) == 0
+        main(["predict", *yacht_fit(*QUIET), "--ckpt_path", str(last), "--output", str(out)]) == 0
     )
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["loc", "scale", "mean", "lower_90", "upper_90", "target"]
@@ -85,15 +66,15 @@ def test_fit_test_predict_round_trip(tmp_path, monkeypatch) -> None:
     )
 
 
-def test_predict_on_a_new_file(tmp_path, monkeypatch) -> None:
+def test_predict_on_a_new_file(tmp_path, monkeypatch, yacht_fit) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["fit", *_fit_args(tmp_path)]) == 0
+    assert main(["fit", *yacht_fit(*QUIET)]) == 0
     from softzoo import datasets
 
     frame = datasets.load_frame("yacht").drop(columns=["residuary_resistance"]).head(7)
     frame.to_csv(tmp_path / "new.csv", index=False)
     args = [
-        *_fit_args(tmp_path),
+        *yacht_fit(*QUIET),
         "--ckpt_path",
         str(tmp_path / "ckpt/last.ckpt"),
         "--data.init_args.predict_path",
@@ -126,14 +107,14 @@ def test_predict_on_a_new_file(tmp_path, monkeypatch) -> None:
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
-    tmp_path, monkeypatch, capsys, csv, extra, message
+    tmp_path, monkeypatch, capsys, yacht_fit, csv, extra, message
 ) -> None:
     monkeypatch.chdir(tmp_path)
     path = tmp_path / ("missing.csv" if csv is None else "d.csv")
     if csv is not None:
         path.write_text(csv)
     args = [
-        *_fit_args(tmp_path),
+        *yacht_fit(*QUIET),
         "--data.init_args.dataset",
         "null",
         "--data.init_args.path",

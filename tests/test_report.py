@@ -98,28 +98,12 @@ def test_cli_report_on_a_zoo_model_reproduces_its_card(tmp_path: Path, capsys) -
     assert sorted(p.stem for p in tmp_path.glob("*.png")) == PLOTS
 
 
-def _fit(tmp_path: Path) -> Path:
-    args = [
-        "fit",
-        "--config",
-        str(ROOT / "configs/examples/gaussian.yaml"),
-        "--data.init_args.dataset",
-        "yacht",
-        "--trainer.max_epochs",
-        "2",
-        "--trainer.logger",
-        "false",
-        "--checkpoint.dirpath",
-        str(tmp_path / "ckpt"),
-        *QUIET,
-    ]
-    assert main(args) == 0
-    return tmp_path / "ckpt" / "last.ckpt"
-
-
-def test_cli_report_on_a_fresh_checkpoint_its_splits_and_a_file(tmp_path, monkeypatch) -> None:
+def test_cli_report_on_a_fresh_checkpoint_its_splits_and_a_file(
+    tmp_path, monkeypatch, yacht_fit
+) -> None:
     monkeypatch.chdir(tmp_path)
-    ckpt = _fit(tmp_path)
+    assert main(["fit", *yacht_fit(*QUIET)]) == 0
+    ckpt = tmp_path / "ckpt" / "last.ckpt"
     assert main(["report", "--ckpt_path", str(ckpt), "--output", "rep"]) == 0
     assert "62 rows" in (tmp_path / "rep/report.md").read_text()  # 20 % of yacht's 308
     assert main(["report", "--ckpt_path", str(ckpt), "--split", "val", "--output", "val"]) == 0

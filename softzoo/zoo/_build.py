@@ -131,8 +131,12 @@ units. Every weights file is verified by its full sha256 on load.
 {table}
 
 ```python
+import torch
 import softzoo
+from softzoo import datasets
+
 model = softzoo.get_model("concrete-gaussian-softplus", weights="DEFAULT")
+features = torch.tensor(datasets.load("concrete").features[:8], dtype=torch.float32)
 loc, scale = model(features)            # raw features in, original units out
 ```
 
