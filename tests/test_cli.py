@@ -35,10 +35,11 @@ def test_help_lists_every_command() -> None:
         "parity",
         "zoo",
         "reproduce",
+        "report",
         "bench",
     ):
         assert f"  {name} " in result.stdout
-    assert set(COMMANDS) >= {"fit", "export", "zoo", "reproduce", "bench"}
+    assert set(COMMANDS) >= {"fit", "export", "zoo", "reproduce", "report", "bench"}
 
 
 def test_unknown_command_suggests(capsys) -> None:
