@@ -1,10 +1,12 @@
 """Training throughput: softzoo's fit path vs a raw PyTorch loop vs naive Lightning.
 
-    python benchmarks/train_throughput.py [--rows 200000] [--epochs 3] [--out benchmarks/results]
+    python benchmarks/train_throughput.py [--rows 200000] [--epochs 3] [--rounds 3]
+                                          [--out benchmarks/results]
 
 Same model (MLP 16→64→64, Gaussian heads, Adam 1e-3), same data (rows × 16 synthetic),
 batch 256, one thread, one process. Steady-state seconds per step, timed from the start
-of epoch 2 to the end of training (start-up and the first epoch excluded):
+of epoch 2 to the end of training (start-up and the first epoch excluded), best of
+``--rounds`` interleaved repetitions of the four paths:
   raw        a plain loop over shuffled whole-batch slices
   softzoo    `softzoo fit`'s path: SoftRegressor + TabularDataModule (in-memory loader),
              Trainer with the CLI's default CSV + TensorBoard loggers and checkpointing
@@ -120,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -136,13 +139,20 @@ def main() -> None:
         )
         x = torch.tensor(features, dtype=torch.float32)
         y = torch.tensor(target, dtype=torch.float32)
-        seconds = {
-            "raw": raw(x, y, args.epochs),
-            "softzoo": softzoo_path(table, workdir, args.epochs, "softplus"),
-            "naive": naive(table, workdir, args.epochs),
-            "softzoo_relu": softzoo_path(table, workdir, args.epochs, "relu"),
+        paths = {
+            "raw": lambda: raw(x, y, args.epochs),
+            "softzoo": lambda: softzoo_path(table, workdir, args.epochs, "softplus"),
+            "naive": lambda: naive(table, workdir, args.epochs),
+            "softzoo_relu": lambda: softzoo_path(table, workdir, args.epochs, "relu"),
         }
-    print(f"{args.rows} x 16, batch {BATCH}, 1 thread, steady state from epoch 2 of {args.epochs}")
+        # interleaved rounds, best of each (as timeit): on a shared machine noise only ever
+        # adds time, and interleaving spreads slow spells over every path
+        rounds = [{name: run() for name, run in paths.items()} for _ in range(args.rounds)]
+        seconds = {name: min(r[name] for r in rounds) for name in paths}
+    print(
+        f"{args.rows} x 16, batch {BATCH}, 1 thread, steady state from epoch 2 of "
+        f"{args.epochs}, best of {args.rounds} interleaved rounds"
+    )
     print(f"{'path':<14}{'ms/step':>10}")
     for name, value in seconds.items():
         print(f"{name:<14}{value * 1e3:>10.3f}")
@@ -151,6 +161,7 @@ def main() -> None:
         "naive_over_softzoo": round(seconds["naive"] / seconds["softzoo"], 3),
         "softplus_over_relu": round(seconds["softzoo"] / seconds["softzoo_relu"], 3),
         "ms_per_step": {k: round(v * 1e3, 4) for k, v in seconds.items()},
+        "rounds": args.rounds,
     }
     if args.out:
         write_results(args.out, "train_throughput", summary)

@@ -149,9 +149,7 @@ def train(
     model.train()
     loader = InMemoryBatchLoader(x, y, batch_size=batch_size, shuffle=True, seed=seed)
     # fused: on CPU the default single-tensor Adam costs a third of a step on these small nets
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=lr, weight_decay=weight_decay, fused=True
-    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     best = (math.inf, None)
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
