@@ -35,9 +35,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check softzoo tests benchmarks export
 
 bench: $(STAMP)
-	$(PY) benchmarks/uci.py --quick --out benchmarks/results 2>/dev/null | tail -n 1
-	$(PY) benchmarks/train_throughput.py --out benchmarks/results 2>/dev/null | tail -n 1
-	$(PY) benchmarks/onnx_latency.py --out benchmarks/results 2>/dev/null | tail -n 1
+	$(PY) -m softzoo.cli bench --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) lightning_logs .pytest_cache .ruff_cache build *.egg-info

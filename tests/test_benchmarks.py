@@ -69,3 +69,17 @@ def test_dead_units_experiment_records_every_epoch_and_summarises(tmp_path) -> N
     assert summary["relu"]["dead_final"] == pytest.approx(sum(finals) / 2)
     dead._plot({0.05: summary}, "test", tmp_path / "d.png")
     assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_softzoo_bench_runs_the_checkouts_scripts_and_prints_their_json(tmp_path, capsys) -> None:
+    from softzoo.cli import main
+
+    args = ["bench", "uci", "--repo", str(ROOT), "--uci-root", str(tmp_path / "none")]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip())["skipped"] is True
+    assert main(["bench", "--repo", str(tmp_path)]) == 2
+    assert "no softzoo benchmarks under" in capsys.readouterr().err
+    assert main(["bench", "nope", "--repo", str(ROOT)]) == 2
+    assert (
+        "unknown benchmark 'nope'; choose among: uci, train_throughput" in capsys.readouterr().err
+    )
