@@ -18,12 +18,6 @@ from typing import Any
 
 from softzoo import __version__
 
-# run_cli passes args on purpose, also from scripts that have their own sys.argv.
-warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-# softzoo logs per epoch, and its Lightning steps each carry 16 batches: Lightning's advice
-# to lower log_every_n_steps for short epochs does not apply.
-warnings.filterwarnings("ignore", message="The number of training batches .* logging interval")
-
 __all__ = ["COMMANDS", "main", "run_cli"]
 
 LIGHTNING_COMMANDS = {
@@ -211,10 +205,25 @@ def _cli_class() -> type:
     return SoftzooCLI
 
 
+#: Lightning notices that do not apply to softzoo runs, silenced only while one runs.
+_LIGHTNING_NOTICES = (
+    # run_cli passes args on purpose, also from scripts that have their own sys.argv.
+    "LightningCLI's args parameter is intended",
+    # softzoo logs per epoch, and its Lightning steps each carry 16 batches: the advice to
+    # lower log_every_n_steps for short epochs does not apply.
+    "The number of training batches .* logging interval",
+    # PredictionCSVWriter relies on the predict loader's fixed order, not on batch indices.
+    "Couldn't infer the batch indices",
+)
+
+
 def run_cli(args: list[str] | None) -> Any:
     """Run ``softzoo fit|validate|test|predict`` in this process; returns the LightningCLI
     object (``.trainer``, ``.model``, ``.datamodule``). ``None`` reads ``sys.argv``."""
-    return _cli_class()(args)
+    with warnings.catch_warnings():
+        for message in _LIGHTNING_NOTICES:
+            warnings.filterwarnings("ignore", message=message)
+        return _cli_class()(args)
 
 
 def run_lightning(argv: list[str]) -> int:

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -83,7 +84,9 @@ def test_predict_on_a_new_file(tmp_path, monkeypatch, yacht_fit) -> None:
         "--output",
         str(tmp_path / "p.csv"),
     ]
-    assert main(["predict", *args]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        assert main(["predict", *args]) == 0
+    assert not [w for w in caught if "batch indices" in str(w.message)]
     assert len(pd.read_csv(tmp_path / "p.csv")) == 7
     frame.drop(columns=["froude_number"]).to_csv(tmp_path / "new.csv", index=False)
     assert main(["predict", *args]) == 2
