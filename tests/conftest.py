@@ -1,4 +1,5 @@
-"""Shared fixtures: deterministic seeds, and the UCI benchmark location (optional)."""
+"""Shared fixtures: deterministic seeds, quick CLI and Trainer set-ups, and the UCI
+benchmark location (optional)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -47,6 +49,23 @@ def yacht_fit(tmp_path: Path) -> Callable[..., list[str]]:
         ]
 
     return args
+
+
+@pytest.fixture
+def quiet_trainer() -> Callable[..., pl.Trainer]:
+    """A ``Trainer`` factory with no logger, checkpoints, progress bar or model summary;
+    keyword arguments are passed on."""
+
+    def make(**options) -> pl.Trainer:
+        return pl.Trainer(
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            **options,
+        )
+
+    return make
 
 
 @pytest.fixture

@@ -34,12 +34,17 @@ def test_activation_slope_is_the_exact_derivative() -> None:
     assert activation_slope(torch.nn.Softplus(), inference).tolist() == [0.5] * 3
 
 
-def _validate(model: SoftRegressor, monitor: DeadUnitMonitor) -> dict[str, float]:
-    trainer = pl.Trainer(
-        logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[monitor]
-    )
-    (metrics,) = trainer.validate(model, SyntheticDataModule(n=200, n_features=2), verbose=False)
-    return metrics
+@pytest.fixture
+def validate(quiet_trainer):
+    """Validation metrics of a model on synthetic data with a DeadUnitMonitor attached."""
+
+    def run(model: SoftRegressor, monitor: DeadUnitMonitor) -> dict[str, float]:
+        trainer = quiet_trainer(callbacks=[monitor])
+        data = SyntheticDataModule(n=200, n_features=2)
+        (metrics,) = trainer.validate(model, data, verbose=False)
+        return metrics
+
+    return run
 
 
 def _set_first_layer_bias(model: SoftRegressor, bias: list[float]) -> None:
@@ -49,21 +54,21 @@ def _set_first_layer_bias(model: SoftRegressor, bias: list[float]) -> None:
         first.bias.copy_(torch.tensor(bias))
 
 
-def test_dead_relu_units_are_counted_exactly() -> None:
+def test_dead_relu_units_are_counted_exactly(validate) -> None:
     model = SoftRegressor(2, hidden=[4, 2], activation="relu")
     _set_first_layer_bias(model, [-1.0, -1.0, -1.0, 1.0])  # 3 of 4 never positive
-    metrics = _validate(model, DeadUnitMonitor())
+    metrics = validate(model, DeadUnitMonitor())
     assert metrics["dead_units/layer_1"] == 0.75
     assert metrics["dead_units/all"] == pytest.approx((3 + 6 * metrics["dead_units/layer_2"]) / 6)
     assert not model.body.net[1]._forward_hooks  # hooks removed after the epoch
 
 
-def test_softplus_units_die_only_below_eps() -> None:
+def test_softplus_units_die_only_below_eps(validate) -> None:
     model = SoftRegressor(2, hidden=[4], activation="softplus")
     # sigmoid(-20) = 2e-9 < 1e-4: dead; sigmoid(-5) = 6.7e-3: alive
     _set_first_layer_bias(model, [-20.0, -20.0, -5.0, 0.0])
-    assert _validate(model, DeadUnitMonitor(eps=1e-4))["dead_units/layer_1"] == 0.5
-    assert _validate(model, DeadUnitMonitor(eps=1e-2))["dead_units/layer_1"] == 0.75
+    assert validate(model, DeadUnitMonitor(eps=1e-4))["dead_units/layer_1"] == 0.5
+    assert validate(model, DeadUnitMonitor(eps=1e-2))["dead_units/layer_1"] == 0.75
 
 
 def test_dead_unit_monitor_errors() -> None:

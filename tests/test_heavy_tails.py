@@ -3,7 +3,6 @@
 
 import math
 
-import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,18 +28,12 @@ def _pareto_csv(tmp_path, family: str, scale: float) -> str:
 
 @pytest.mark.parametrize("scale", SCALES, ids=["1e-8", "1", "1e8"])
 @pytest.mark.parametrize("family", list_families())
-def test_pareto_targets_train_without_nan_or_inf(tmp_path, family, scale) -> None:
+def test_pareto_targets_train_without_nan_or_inf(tmp_path, quiet_trainer, family, scale) -> None:
     if get_family(family).support == "count" and scale < 1:
         pytest.skip("counts are integers: a 1e-8 scale is no valid count target")
     data = TabularDataModule(path=_pareto_csv(tmp_path, family, scale), target="y", batch_size=64)
     model = SoftRegressor(3, family=family, hidden=[16, 16], lr=3e-3)
-    trainer = pl.Trainer(
-        max_epochs=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(max_epochs=3)
     trainer.fit(model, data)
     assert math.isfinite(float(trainer.callback_metrics["train_loss"]))
     assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -204,29 +204,22 @@ def test_export_refuses_a_missing_directory(tmp_path) -> None:
         export(_model("gaussian", "relu"), tmp_path / "no" / "m.onnx")
 
 
-def _checkpoint(tmp_path: Path) -> Path:
-    import lightning.pytorch as pl
-
+@pytest.fixture
+def checkpoint(tmp_path: Path, quiet_trainer) -> Path:
     from softzoo.data import TabularDataModule
 
     dm = TabularDataModule(dataset="yacht", batch_size=32)
     model = SoftRegressor(
         dm.n_features, family="lognormal", hidden=[16], feature_names=dm.feature_names
     )
-    trainer = pl.Trainer(
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(max_epochs=2)
     trainer.fit(model, dm)
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     return tmp_path / "m.ckpt"
 
 
-def test_cli_export_parity_and_predictor_without_torch(tmp_path, capsys) -> None:
-    ckpt = _checkpoint(tmp_path)
+def test_cli_export_parity_and_predictor_without_torch(tmp_path, capsys, checkpoint) -> None:
+    ckpt = checkpoint
     onnx_path = tmp_path / "m.onnx"
     assert main(["export", "--ckpt_path", str(ckpt), "--output", str(onnx_path)]) == 0
     assert "parity cpu: PASS" in capsys.readouterr().out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pytest
 import torch
 from matplotlib.image import imread
@@ -129,16 +128,13 @@ def test_recorded_data_module_must_be_a_softzoo_one() -> None:
     assert isinstance(module, TabularDataModule) and module.seed == 3
 
 
-def test_calibration_plot_callback_writes_the_report_of_trainer_test(tmp_path: Path) -> None:
+def test_calibration_plot_callback_writes_the_report_of_trainer_test(
+    tmp_path: Path, quiet_trainer
+) -> None:
     data = SyntheticDataModule(n=600, n_features=2, batch_size=64)
     model = SoftRegressor(2, hidden=[16], lr=1e-2)
-    trainer = pl.Trainer(
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[CalibrationPlot(tmp_path / "report", title="synthetic")],
+    trainer = quiet_trainer(
+        max_epochs=2, callbacks=[CalibrationPlot(tmp_path / "report", title="synthetic")]
     )
     trainer.fit(model, data)
     (result,) = trainer.test(model, data, verbose=False)
