@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import itertools
 import os
 import sys
 import warnings
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from softzoo import __version__
+from softzoo._io import WriteError, check_not_input
 
 __all__ = ["COMMANDS", "main", "run_cli"]
 
@@ -100,6 +102,45 @@ def _last_checkpoint(trainer: Any) -> Path | None:
     return found[-1]
 
 
+#: The special ``--ckpt_path`` names Lightning resolves itself, from the Trainer.
+_SPECIAL_CHECKPOINTS = ("last", "best", "hpc", "registry")
+
+_WEIGHTS_ONLY_REFUSED = (
+    "--weights_only false is refused: it would unpickle the checkpoint, and a pickle can run "
+    "any code on this machine. softzoo checkpoints hold only tensors and plain values and "
+    "load with weights_only=true; drop the option"
+)
+
+
+def _resolve_checkpoint(trainer: Any, subcommand: str, ckpt_path: str | None) -> Path | None:
+    """The file a ``--ckpt_path`` (a path or a special name) stands for, resolved exactly as
+    Lightning would (including the SLURM "hpc" checkpoint it picks when none is given), so
+    that softzoo can check it before Lightning reads it."""
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    if ckpt_path == "registry" or str(ckpt_path).startswith("registry:"):
+        raise ValueError(
+            "--ckpt_path registry: softzoo does not load checkpoints from a model registry; "
+            "download the file and give its path"
+        )
+    if ckpt_path == "last":
+        found = _last_checkpoint(trainer)
+        if found is not None:
+            return found
+    state_fn = {"fit": TrainerFn.FITTING, "validate": TrainerFn.VALIDATING}.get(
+        subcommand, TrainerFn.TESTING if subcommand == "test" else TrainerFn.PREDICTING
+    )
+    resolved = trainer._checkpoint_connector._parse_ckpt_path(
+        state_fn, ckpt_path, model_provided=True, model_connected=True
+    )
+    if ckpt_path == "last" and resolved is None:
+        raise ValueError(
+            "--ckpt_path last: no last.ckpt in the checkpoint directory to resume from; give a "
+            "checkpoint file, or run without --ckpt_path to start afresh"
+        )
+    return None if resolved is None else Path(resolved)
+
+
 def _check_manual_optimization(trainer: Any) -> None:
     """SoftRegressor steps its optimiser itself (several batches per Lightning step), so the
     Trainer's clipping and accumulation do not apply; say what to use instead."""
@@ -119,24 +160,60 @@ def _as_list(value: Any) -> list:
     return [] if value is None else list(value) if isinstance(value, list) else [value]
 
 
+#: Model arguments the data module supplies (``link_arguments``), never the user.
+_LINKED = {
+    "n_features": "in_features",
+    "feature_names": "feature_names",
+    "target_name": "target_name",
+}
+
+
+def _model_config(
+    checkpoint: dict, given: dict[str, Any], defaults: dict[str, Any], path: str
+) -> dict:
+    """The model arguments for a run from a checkpoint: the checkpoint's hyper-parameters,
+    with the options the user set (config file or command line) on top where they do not
+    change the trained model; an option that does is one error naming both values."""
+    from softzoo.models import check_architecture
+
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k != "_instantiator"}
+    explicit = {
+        k: v
+        for k, v in given.items()
+        if k not in _LINKED.values() and k in defaults and v != defaults[k] and v != hparams.get(k)
+    }
+    check_architecture(hparams, {**hparams, **explicit}, f"checkpoint {path!r}")
+    return {**hparams, **explicit}
+
+
 def _cli_class() -> type:
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-    from softzoo.callbacks import AtomicCheckpointIO, PredictionCSVWriter, default_progress_bar
+    from softzoo.callbacks import (
+        AtomicCheckpointIO,
+        PredictionCSVWriter,
+        RunConfigSaver,
+        RunLock,
+        default_progress_bar,
+    )
     from softzoo.data import ArrayDataModule
-    from softzoo.models import SoftRegressor, check_checkpoint
+    from softzoo.models import SoftRegressor, check_architecture, check_checkpoint
 
     class SoftzooCLI(LightningCLI):
-        """LightningCLI with the data module's shape linked into the model."""
+        """LightningCLI with the data module's shape linked into the model, every checkpoint
+        checked before Lightning reads it, and run files kept beside the run."""
 
         def __init__(self, args: list[str] | None) -> None:
+            no_exit = {"exit_on_error": False}
             super().__init__(
                 SoftRegressor,
                 ArrayDataModule,
                 subclass_mode_data=True,
                 trainer_defaults={"max_epochs": 100},
+                save_config_callback=RunConfigSaver,
                 save_config_kwargs={"overwrite": True},
+                parser_kwargs={**no_exit, **{name: no_exit for name in LIGHTNING_COMMANDS}},
                 args=args,
                 auto_configure_optimizers=False,
             )
@@ -150,12 +227,25 @@ def _cli_class() -> type:
             parser.add_argument(
                 "--init_from", default=None, help="fit: start from a zoo model's weights"
             )
-            for source, target in (
-                ("n_features", "in_features"),
-                ("feature_names", "feature_names"),
-                ("target_name", "target_name"),
-            ):
+            for source, target in _LINKED.items():
                 parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
+
+        def _parse_ckpt_path(self) -> None:
+            # Lightning's version unpickles nothing, but it lets the checkpoint silently
+            # override options the user gave and gives a traceback for a bad file.
+            subcommand = self.config.get("subcommand")
+            if not subcommand:
+                return
+            config = self.config[subcommand]
+            if config.get("weights_only") is False:
+                raise ValueError(_WEIGHTS_ONLY_REFUSED)
+            path = config.get("ckpt_path")
+            if path is None or path in _SPECIAL_CHECKPOINTS:
+                return  # resolved from the Trainer, and checked, in _check_ckpt_path
+            checkpoint = check_checkpoint(path)
+            defaults = self._parser(subcommand).get_defaults()["model"]
+            model = _model_config(checkpoint, dict(config["model"]), dict(defaults), path)
+            self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
         def instantiate_trainer(self, **kwargs: object) -> object:
             trainer_config = self._get(self.config_init, "trainer")
@@ -167,18 +257,25 @@ def _cli_class() -> type:
             if trainer_config.get("enable_progress_bar") is not False and not any(
                 isinstance(c, ProgressBar) for c in callbacks
             ):
-                kwargs["callbacks"] = [*callbacks, default_progress_bar()]
+                callbacks = [*callbacks, default_progress_bar()]
+            if self.subcommand == "fit":
+                callbacks = [*callbacks, RunLock()]
+            kwargs["callbacks"] = callbacks
             return super().instantiate_trainer(**kwargs)
 
         def _check_ckpt_path(self) -> None:
             config = self.config_init[self.subcommand]
-            if config.get("ckpt_path") == "last":
-                found = _last_checkpoint(self.trainer)
-                if found is not None:
-                    config["ckpt_path"] = str(found)
-            path = config.get("ckpt_path")
-            if path not in (None, "last", "best", "hpc", "registry"):
-                check_checkpoint(path)
+            given = config.get("ckpt_path")
+            path = _resolve_checkpoint(self.trainer, self.subcommand, given)
+            if path is None:
+                return
+            checkpoint = check_checkpoint(path)
+            source = f"checkpoint {str(path)!r}"
+            if given in _SPECIAL_CHECKPOINTS:
+                source += f" (--ckpt_path {given})"
+            check_architecture(checkpoint["hyper_parameters"], self.model.hparams, source)
+            config["ckpt_path"] = str(path)
+            config["weights_only"] = True
 
         def before_validate(self) -> None:
             self._check_ckpt_path()
@@ -191,16 +288,22 @@ def _cli_class() -> type:
             _check_manual_optimization(self.trainer)
             name = self.config["fit"].get("init_from")
             if name:
-                from softzoo.zoo import get_model_weights, load_weights
+                from softzoo.zoo import load_pretrained
 
-                weights = get_model_weights(name)
-                if weights is None:
-                    raise ValueError(f"zoo model {name!r} ships no weights to start from")
-                load_weights(self.model, weights.file, weights.sha256)
+                load_pretrained(self.model, name)
 
         def before_predict(self) -> None:
             self._check_ckpt_path()
-            self.trainer.callbacks.append(PredictionCSVWriter(self.config["predict"]["output"]))
+            output = self.config["predict"]["output"]
+            data = self.datamodule
+            inputs = [
+                ("checkpoint", self.config_init["predict"].get("ckpt_path")),
+                ("predict file", getattr(data, "predict_path", None)),
+                ("data file", getattr(data, "path", None)),
+                *(("config file", str(c)) for c in self.config["predict"].get("config") or []),
+            ]
+            check_not_input(output, inputs)
+            self.trainer.callbacks.append(PredictionCSVWriter(output))
 
     return SoftzooCLI
 
@@ -217,20 +320,87 @@ _LIGHTNING_NOTICES = (
 )
 
 
+#: Exit status of a run stopped by SIGTERM (128 + 15, as a shell reports it).
+SIGTERM_STATUS = 143
+
+
+def _config_files(args: list[str]) -> list[str]:
+    files = [value for flag, value in itertools.pairwise(args) if flag in ("--config", "-c")]
+    return files + [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+
+
+def _check_config_file(path: str) -> None:
+    """One clear line for an empty or malformed YAML config, before jsonargparse (which
+    says "Unexpected config: " or prints its whole usage)."""
+    import yaml
+
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"config file {path!r} is not valid YAML{where}: {problem}") from None
+    if content is None:
+        raise ValueError(
+            f"config file {path!r} is empty: give at least one section (trainer:, model:, "
+            "data:); configs/examples/ has complete ones"
+        )
+    if not isinstance(content, dict):
+        raise ValueError(
+            f"config file {path!r} must map sections (trainer:, model:, data:) to their "
+            f"options, not be a YAML {type(content).__name__}"
+        )
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
 def run_cli(args: list[str] | None) -> Any:
     """Run ``softzoo fit|validate|test|predict`` in this process; returns the LightningCLI
-    object (``.trainer``, ``.model``, ``.datamodule``). ``None`` reads ``sys.argv``."""
-    with warnings.catch_warnings():
-        for message in _LIGHTNING_NOTICES:
-            warnings.filterwarnings("ignore", message=message)
-        return _cli_class()(args)
+    object (``.trainer``, ``.model``, ``.datamodule``). ``None`` reads ``sys.argv``.
+
+    Bad options raise one ``ValueError`` (a malformed config, an unknown key, an option
+    that conflicts with the checkpoint, Lightning's own configuration errors)."""
+    from jsonargparse import ArgumentError
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    argv = sys.argv[1:] if args is None else args
+    for path in _config_files(argv):
+        if Path(path).is_file():
+            _check_config_file(path)
+    command = argv[0] if argv else "fit"
+    try:
+        with warnings.catch_warnings():
+            for message in _LIGHTNING_NOTICES:
+                warnings.filterwarnings("ignore", message=message)
+            return _cli_class()(args)
+    except ArgumentError as err:
+        raise ValueError(
+            f"{_one_line(str(err))} (run 'softzoo {command} --help' for the options)"
+        ) from None
+    except MisconfigurationException as err:
+        raise ValueError(_one_line(str(err))) from None
 
 
 def run_lightning(argv: list[str]) -> int:
-    """Run a LightningCLI subcommand (fit, validate, test, predict)."""
-    # From the console, argv is sys.argv[1:]; LightningCLI then reads it itself (and does
-    # not warn about getting both).
-    run_cli(None if argv == sys.argv[1:] else argv)
+    """Run a LightningCLI subcommand (fit, validate, test, predict); a run stopped by
+    SIGTERM (Lightning saves what it saves, then stops) exits with status 143, so that a
+    scheduler does not take it for a success."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        # From the console, argv is sys.argv[1:]; LightningCLI then reads it itself (and
+        # does not warn about getting both).
+        run_cli(None if argv == sys.argv[1:] else argv)
+    except SIGTERMException:
+        print(
+            f"softzoo {argv[0]}: stopped by SIGTERM; the checkpoints written so far are kept "
+            "(resume a fit with --ckpt_path last)",
+            file=sys.stderr,
+        )
+        return SIGTERM_STATUS
     return 0
 
 
@@ -264,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(_handler(name)(argv[1:]) or 0)
-    except (ValueError, FileNotFoundError, PermissionError) as err:
+    except (ValueError, FileNotFoundError, PermissionError, WriteError) as err:
         if os.environ.get("SOFTZOO_DEBUG"):
             raise
         print(f"softzoo {name}: error: {err}", file=sys.stderr)

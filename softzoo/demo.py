@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from softzoo.onnx import ParityReport
 
 __all__ = ["main"]
 
@@ -45,27 +49,23 @@ def main(argv: list[str] | None = None) -> int:
     tested = run_cli(["test", "--config", args.config, "--ckpt_path", best, *logger, *quiet])
     metrics = {k: float(v) for k, v in tested.trainer.callback_metrics.items()}
     onnx_path = Path(args.root) / "concrete-gaussian.onnx"
-    verdict = _export_and_certify(best, onnx_path)
+    report = _export_and_certify(best, onnx_path)
     elapsed = time.perf_counter() - start
     print("\nsoftzoo demo: Gaussian heads, Softplus hidden layers 64x64, bundled concrete data")
     print(f"checkpoint: {Path(best)}")
     print(f"{'held-out test split':<22}{'value':>10}")
     for key, label in _ROWS:
         print(f"{label:<22}{metrics[key]:>10.3f}")
-    print(f"\nONNX: {onnx_path}\n{verdict}")
+    print(f"\nONNX: {onnx_path}\n{report.summary()}")
     print(f"(trained, tested, exported and certified in {elapsed:.0f} s)")
-    return 0 if verdict.startswith("parity cpu: PASS") else 1
+    return 0 if report.passed else 1
 
 
-def _export_and_certify(checkpoint: str, path: Path) -> str:
+def _export_and_certify(checkpoint: str, path: Path) -> ParityReport:
     from softzoo.models import load_checkpoint
-    from softzoo.onnx import check_parity, export, write_metadata
+    from softzoo.onnx import export_certified
 
-    module = load_checkpoint(checkpoint)
-    export(module, path, model_name="demo-concrete-gaussian")
-    report = check_parity(module, path)
-    write_metadata(path, {"parity": report.to_json()})
-    return report.summary()
+    return export_certified(load_checkpoint(checkpoint), path, model_name="demo-concrete-gaussian")
 
 
 if __name__ == "__main__":

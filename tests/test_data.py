@@ -116,6 +116,10 @@ def test_randhie_is_a_real_over_dispersed_count_target() -> None:
 
 
 # ---- tabular files --------------------------------------------------------------------
+#: The numeric columns of the `table` fixture (its "city" column holds text).
+NUMERIC = ["a", "b"]
+
+
 @pytest.fixture
 def table(tmp_path):
     frame = pd.DataFrame(
@@ -135,21 +139,40 @@ def test_csv_and_parquet_give_the_same_arrays(table, tmp_path) -> None:
     csv, frame = table
     parquet = tmp_path / "data.parquet"
     frame.to_parquet(parquet)
-    a = TabularDataModule(path=str(csv), target="price").arrays
-    b = TabularDataModule(path=str(parquet), target="price").arrays
-    assert a.feature_names == b.feature_names == ("a", "b")  # the text column is skipped
+    a = TabularDataModule(path=str(csv), target="price", features=["a", "b"]).arrays
+    b = TabularDataModule(path=str(parquet), target="price", features=["a", "b"]).arrays
+    assert a.feature_names == b.feature_names == ("a", "b")
     np.testing.assert_array_equal(a.features, b.features)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_text_column_is_never_left_out_silently(table, tmp_path, suffix) -> None:
+    frame = table[1]
+    path = tmp_path / f"data{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    with pytest.raises(ValueError, match=r"feature column 'city' .* is not numeric"):
+        _ = TabularDataModule(path=str(path), target="price").arrays
 
 
 def test_fraction_split_is_a_seeded_partition(table) -> None:
     dm = TabularDataModule(
-        path=str(table[0]), target="price", val_fraction=0.2, test_fraction=0.3, seed=1
+        path=str(table[0]),
+        target="price",
+        features=NUMERIC,
+        val_fraction=0.2,
+        test_fraction=0.3,
+        seed=1,
     )
     parts = dm.split_indices
     assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(10))
     assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (5, 2, 3)
     again = TabularDataModule(
-        path=str(table[0]), target="price", val_fraction=0.2, test_fraction=0.3, seed=1
+        path=str(table[0]),
+        target="price",
+        features=NUMERIC,
+        val_fraction=0.2,
+        test_fraction=0.3,
+        seed=1,
     )
     assert all(np.array_equal(parts[k], again.split_indices[k]) for k in parts)
 
@@ -158,14 +181,18 @@ def test_index_files_split(table, tmp_path) -> None:
     for split, rows in {"train": [0, 1, 2, 3, 4, 5], "val": [6, 7], "test": [8, 9]}.items():
         (tmp_path / f"{split}.txt").write_text("\n".join(map(str, rows)))
     files = {s: str(tmp_path / f"{s}.txt") for s in ("train", "val", "test")}
-    dm = TabularDataModule(path=str(table[0]), target="price", index_files=files)
+    dm = TabularDataModule(path=str(table[0]), target="price", features=NUMERIC, index_files=files)
     assert dm.tensors("test")[1].tolist() == [9.0, 10.0]
     (tmp_path / "val.txt").write_text("5\n6")
     with pytest.raises(ValueError, match="index files overlap"):
-        _ = TabularDataModule(path=str(table[0]), target="price", index_files=files).split_indices
+        _ = TabularDataModule(
+            path=str(table[0]), target="price", features=NUMERIC, index_files=files
+        ).split_indices
     (tmp_path / "val.txt").write_text("60")
     with pytest.raises(ValueError, match=r"has rows outside 0\.\.9"):
-        _ = TabularDataModule(path=str(table[0]), target="price", index_files=files).arrays
+        _ = TabularDataModule(
+            path=str(table[0]), target="price", features=NUMERIC, index_files=files
+        ).arrays
 
 
 @pytest.mark.parametrize(
@@ -183,7 +210,32 @@ def test_index_files_split(table, tmp_path) -> None:
         (
             "a,b,price\n1,x,3\n",
             {"features": ["a", "b"]},
-            r"feature column 'b' in .* is not numeric \(first non-number: 'x' at row 0\)",
+            r"feature column 'b' in .* is not numeric \(first non-numbers: 'x' \(row 0\)\)",
+        ),
+        (
+            "a,b,price\n1,2,3\n2,3,4\n3,x,5\n",
+            {},
+            r"feature column 'b' in .* is numeric except for 1 cell\(s\): 'x' \(row 2\): fix those",
+        ),
+        (
+            'a,price\n1,3\n2,"1,200"\n3,"2,400"\n',
+            {},
+            r"target column 'price' .* thousands separators: remove them",
+        ),
+        ("a,price\n1,x\n2,y\n", {}, r"target column 'price' .* the target must be a number"),
+        ("a;b;price\n1;2;3\n", {}, r"looks semicolon-separated, and softzoo reads comma-sep"),
+        ("a\tb\tprice\n1\t2\t3\n", {}, r"looks tab-separated"),
+        ("a,a,price\n1,2,3\n", {}, r"names 'a' twice \(columns 1 and 2\): rename one"),
+        (",a,price\n0,2,3\n", {}, r"column 1 of the header .* has no name"),
+        (
+            "a,b,price\n1,2,3\n1,1e300,4\n",
+            {},
+            r"feature 'b' has 1 value\(s\) too large for float32",
+        ),
+        (
+            "a,b,price\n1,2,3\n1,2,-1e39\n",
+            {},
+            r"target 'price' has 1 value\(s\) too large for float32",
         ),
         ("a,b,price\n1,2,3\n1,,4\n", {}, r"feature 'b' has 1 NaN/inf value\(s\) \(first at row 1"),
         ("a,b,price\n1,2,3\n1,inf,4\n", {}, r"feature 'b' has 1 NaN/inf value\(s\)"),
@@ -197,7 +249,7 @@ def test_index_files_split(table, tmp_path) -> None:
             {"features": ["a", "price"]},
             "the target 'price' is also listed as a feature",
         ),
-        ("name,price\nx,3\n", {}, "has no numeric feature columns"),
+        ("price\n3\n", {}, "has no feature columns besides the target 'price'"),
     ],
 )
 def test_bad_tables_get_one_clear_message(tmp_path, content, kwargs, message) -> None:
@@ -206,6 +258,20 @@ def test_bad_tables_get_one_clear_message(tmp_path, content, kwargs, message) ->
         path.write_text(content)
     with pytest.raises(ValueError, match=message):
         _ = TabularDataModule(path=str(path), **{"target": "price", **kwargs}).arrays
+
+
+def test_header_rule_strips_spaces_and_the_byte_order_mark(tmp_path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes("\ufeffa, b ,price\n1,2,3\n2,3,4\n".encode())
+    arrays = TabularDataModule(path=str(path), target="price").arrays
+    assert arrays.feature_names == ("a", "b")
+
+
+def test_integers_beyond_int64_are_numbers_not_dropped(tmp_path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("a,b,price\n1,99999999999999999999999,3\n2,5,4\n")
+    arrays = TabularDataModule(path=str(path), target="price").arrays
+    assert arrays.feature_names == ("a", "b") and arrays.features[0, 1] == 1e23
 
 
 def test_bad_module_arguments(tmp_path) -> None:
@@ -221,7 +287,7 @@ def test_bad_module_arguments(tmp_path) -> None:
 
 
 def test_batch_larger_than_training_rows(table) -> None:
-    dm = TabularDataModule(path=str(table[0]), target="price", batch_size=64)
+    dm = TabularDataModule(path=str(table[0]), target="price", features=NUMERIC, batch_size=64)
     with pytest.raises(ValueError, match="batch_size 64 is larger than the 7 training rows"):
         dm.train_dataloader()
 
@@ -229,7 +295,9 @@ def test_batch_larger_than_training_rows(table) -> None:
 def test_predict_file_needs_the_feature_columns(table, tmp_path) -> None:
     other = tmp_path / "new.csv"
     other.write_text("a\n1\n")
-    dm = TabularDataModule(path=str(table[0]), target="price", predict_path=str(other))
+    dm = TabularDataModule(
+        path=str(table[0]), target="price", features=NUMERIC, predict_path=str(other)
+    )
     with pytest.raises(ValueError, match=r"feature column 'b' not found in '.*new.csv'"):
         dm.predict_dataloader()
 

@@ -3,8 +3,12 @@ message it produces must appear verbatim in the document."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import socket
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -57,6 +61,18 @@ FILES = {
     "frac.csv": "a,y\n" + "".join(f"{i},{i / 2}\n" for i in range(40)),
     "small.csv": "a,y\n1,2\n2,3\n3,4\n",
     "new.csv": "a\n1\n",
+    "dup.csv": "a,a,y\n1,2,3\n2,3,4\n",
+    "semi.csv": "a;b;y\n1;2;3\n2;3;4\n",
+    "thousands.csv": 'a,y\n1,"1,200"\n2,"2,400"\n3,950\n',
+    "typo.csv": "a,b,y\n" + "".join(f"{i},{i if i != 7 else '3..5'},{i + 1}\n" for i in range(20)),
+    "big.csv": "a,b,y\n1,2,3\n2,1e300,4\n",
+    "flat.csv": "a,y\n" + "".join(f"{i},{1000 + 1e-5 * (i % 5)}\n" for i in range(40)),
+    "const.csv": "a,y\n" + "".join(f"{i},5\n" for i in range(40)),
+    "empty.yaml": "",
+    "bad.yaml": "model:\n  family: [gaussian\n",
+    "unknown.yaml": "model:\n  famly: gaussian\n",
+    "in_use/.softzoo-fit.lock": "",
+    "foreign/config.yaml": "# my own notes\nmodel:\n  lr: 0.1\n",
 }
 
 CLI_ROWS = {
@@ -118,6 +134,58 @@ CLI_ROWS = {
         "--ckpt_path",
         "other.ckpt",
     ],
+    "repeated column name": _csv("dup.csv"),
+    "semicolon-separated file": _csv("semi.csv"),
+    "thousands separators in the target": _csv("thousands.csv"),
+    "a numeric column with a typo": _csv("typo.csv"),
+    "value too large for float32": _csv("big.csv"),
+    "target too flat for the family": _csv("flat.csv", "y", "--model.family", "lognormal"),
+    "constant target": _csv("const.csv"),
+    "empty config file": ["fit", "--config", "empty.yaml"],
+    "malformed config file": ["fit", "--config", "bad.yaml"],
+    "unknown config key": ["fit", "--config", "unknown.yaml"],
+    "negative max_epochs": _csv("d.csv", "y", "--trainer.max_epochs", "-5"),
+    "checkpoint loaded with pickle": [
+        "test",
+        *_csv("d.csv")[1:],
+        "--ckpt_path",
+        "good.ckpt",
+        "--weights_only",
+        "false",
+    ],
+    "truncated checkpoint": ["test", *_csv("d.csv")[1:], "--ckpt_path", "cut.ckpt"],
+    "zip that is not a checkpoint": ["validate", *_csv("d.csv")[1:], "--ckpt_path", "other.zip"],
+    "another model's checkpoint under --ckpt_path last": [
+        *_csv("d.csv"),
+        "--ckpt_path",
+        "last",
+        "--checkpoint.dirpath",
+        "wide",
+    ],
+    "option that changes the checkpoint's model": [
+        "test",
+        *_csv("d.csv")[1:],
+        "--ckpt_path",
+        "good.ckpt",
+        "--model.family",
+        "lognormal",
+    ],
+    "checkpoint directory in use": _csv("d.csv", "y", "--checkpoint.dirpath", "in_use"),
+    "a config.yaml softzoo did not write": _csv("d.csv", "y", "--checkpoint.dirpath", "foreign"),
+    "zoo weights of another model": _csv("d.csv", "y", "--init_from", "concrete-gaussian-relu"),
+    "export over its checkpoint": ["export", "--ckpt_path", "good.ckpt", "--output", "good.ckpt"],
+    "predict over its input": [
+        "predict",
+        *_csv("d.csv")[1:],
+        "--ckpt_path",
+        "good.ckpt",
+        "--data.init_args.predict_path",
+        "d.csv",
+        "--output",
+        "d.csv",
+    ],
+    "negative parity rows": ["parity", "full.onnx", "--ckpt_path", "good.ckpt", "--rows", "-5"],
+    "parity against a file of another width": ["parity", "wide.onnx", "--ckpt_path", "good.ckpt"],
 }
 
 
@@ -126,8 +194,14 @@ def make_files(folder: Path) -> None:
     import lightning
 
     for name, text in FILES.items():
+        (folder / name).parent.mkdir(exist_ok=True)
         (folder / name).write_text(text)
+    # a lock held by a live process of this host: the parent of this test process
+    lock = {"host": socket.gethostname(), "pid": os.getppid()}
+    (folder / "in_use/.softzoo-fit.lock").write_text(json.dumps(lock))
     torch.save({"state_dict": {}, "hyper_parameters": {"lr": 0.1}}, folder / "other.ckpt")
+    with zipfile.ZipFile(folder / "other.zip", "w") as archive:
+        archive.writestr("notes.txt", "not a checkpoint")
     hparams = {
         "in_features": 2,
         "family": "gaussian",
@@ -143,9 +217,21 @@ def make_files(folder: Path) -> None:
         },
         folder / "good.ckpt",
     )
+    (folder / "cut.ckpt").write_bytes((folder / "good.ckpt").read_bytes()[:3000])
+    wide = SoftRegressor(in_features=3, hidden=[64, 64])
+    (folder / "wide").mkdir()
+    torch.save(
+        {
+            "state_dict": wide.state_dict(),
+            "hyper_parameters": dict(wide.hparams),
+            "pytorch-lightning_version": lightning.__version__,
+        },
+        folder / "wide/last.ckpt",
+    )
     from softzoo.onnx import export
 
     (folder / "cut.onnx").write_bytes(export(model, folder / "full.onnx").read_bytes()[:2000])
+    export(wide, folder / "wide.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -155,18 +241,25 @@ def workdir(tmp_path_factory) -> Path:
     return folder
 
 
-def _message(err: str) -> str:
+def _message(err: str, folder: Path) -> str:
     lines = [line for line in err.strip().splitlines() if "error:" in line]
-    return lines[-1] if lines else err.strip()
+    message = lines[-1] if lines else err.strip()
+    # Lightning makes checkpoint folders absolute; one message names a process
+    message = message.replace(f"{folder.resolve()}/", "")
+    return re.sub(r"\(pid \d+ on [^,]+,", "(pid <pid> on <host>,", message)
 
 
 @pytest.mark.parametrize("row", sorted(CLI_ROWS))
 def test_cli_row(row: str, workdir: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(workdir)
-    assert main(CLI_ROWS[row]) == 2
+    try:
+        status = main(CLI_ROWS[row])
+    except SystemExit as exit_:  # argparse's own errors exit directly, with status 2
+        status = exit_.code
+    assert status == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    message = _message(err)
+    message = _message(err, workdir)
     assert message in DOC, f"row {row!r}: docs/errors.md lacks the message\n{message}"
 
 

@@ -262,7 +262,7 @@ def tiny_onnx(tmp_path_factory) -> Path:
     [
         ("a,b\n1,2\n", "lacks feature column"),
         ("x0,x1,x2\n1,2,oops\n", "line 2: a feature value is missing or not a number"),
-        ("x0,x1,x2\n1,nan,3\n", "line 2: NaN/inf in feature"),
+        ("x0,x1,x2\n1,nan,3\n", "line 2: NaN/inf, or a value too large for float32, in feature"),
         ("", "is empty"),
     ],
 )

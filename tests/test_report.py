@@ -119,9 +119,15 @@ def test_cli_report_needs_a_model_and_an_output(capsys) -> None:
     assert "one of the arguments --ckpt_path --model is required" in capsys.readouterr().err
 
 
-def test_recorded_data_module_must_be_a_softzoo_one() -> None:
-    with pytest.raises(ValueError, match=r"'os\.system' is not a softzoo data module"):
-        data_module_from_config({"class_path": "os.system", "init_args": {"command": "true"}})
+def test_recorded_data_module_must_be_a_softzoo_one(tmp_path, monkeypatch) -> None:
+    # a module that would leave a marker file if anything imported it
+    marker = tmp_path / "imported"
+    (tmp_path / "planted_module.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for class_path in ("os.system", "planted_module.X", "this.X"):
+        with pytest.raises(ValueError, match=r"is not one softzoo may rebuild .* nothing was"):
+            data_module_from_config({"class_path": class_path, "init_args": {}})
+    assert not marker.exists()
     module = data_module_from_config(
         {"_class_path": "softzoo.data.TabularDataModule", "dataset": "yacht", "seed": 3}
     )

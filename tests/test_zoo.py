@@ -138,7 +138,7 @@ def test_loading_from_a_path_or_url_needs_and_checks_sha256(tmp_path, monkeypatc
 
 
 def test_architecture_overrides_do_not_mix_with_weights() -> None:
-    with pytest.raises(ValueError, match="do not fit this model"):
+    with pytest.raises(ValueError, match=r"was trained for a different model \(hidden: trained"):
         softzoo.get_model(MODELS[0], weights="DEFAULT", hidden=[8])
     assert softzoo.get_model(MODELS[0], weights="DEFAULT", lr=1e-4).hparams.lr == 1e-4
 

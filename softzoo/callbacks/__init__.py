@@ -5,6 +5,7 @@ from softzoo.callbacks.checkpoint_io import AtomicCheckpointIO
 from softzoo.callbacks.dead_units import DeadUnitMonitor, activation_slope
 from softzoo.callbacks.prediction_writer import PredictionCSVWriter
 from softzoo.callbacks.progress import PlainProgressBar, default_progress_bar
+from softzoo.callbacks.run_files import RunConfigSaver, RunLock
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -12,6 +13,8 @@ __all__ = [
     "DeadUnitMonitor",
     "PlainProgressBar",
     "PredictionCSVWriter",
+    "RunConfigSaver",
+    "RunLock",
     "activation_slope",
     "default_progress_bar",
 ]

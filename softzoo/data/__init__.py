@@ -8,17 +8,20 @@ Example:
 
 from softzoo.data.base import ArrayDataModule, TabularArrays
 from softzoo.data.loader import InMemoryBatchLoader
+from softzoo.data.registry import DATA_MODULE_ENTRY_POINT_GROUP, data_module_class
 from softzoo.data.synthetic import SyntheticDataModule, true_mean, true_scale
 from softzoo.data.tabular import TabularDataModule, read_table
 from softzoo.data.uci import UCISplitDataModule, uci_splits
 
 __all__ = [
+    "DATA_MODULE_ENTRY_POINT_GROUP",
     "ArrayDataModule",
     "InMemoryBatchLoader",
     "SyntheticDataModule",
     "TabularArrays",
     "TabularDataModule",
     "UCISplitDataModule",
+    "data_module_class",
     "read_table",
     "true_mean",
     "true_scale",

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from softzoo.data.loader import InMemoryBatchLoader
 
-__all__ = ["SPLITS", "ArrayDataModule", "TabularArrays"]
+__all__ = ["FLOAT32_MAX", "SPLITS", "ArrayDataModule", "TabularArrays", "check_finite"]
 
 SPLITS = ("train", "val", "test")
 
@@ -30,17 +30,31 @@ class TabularArrays:
     splits: dict[str, np.ndarray] | None = None
 
 
+#: The largest finite float32: softzoo trains and predicts in float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_finite(values: np.ndarray, names: Sequence[str], what: str) -> None:
-    """Raise ``ValueError`` naming the first column with NaN/inf, its count and first row."""
-    bad = ~np.isfinite(values.reshape(len(values), -1))
+    """Raise ``ValueError`` naming the first column that is not finite in float32 (the
+    dtype softzoo trains and predicts in): NaN/inf, or a number beyond float32's range
+    (1e300 is finite in float64 and inf after the cast). Its count and first row too."""
+    wide = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    bad = ~np.isfinite(wide) | (np.abs(wide) > FLOAT32_MAX)
     if not bad.any():
         return
     column = int(np.argmax(bad.any(axis=0)))
     rows = np.flatnonzero(bad[:, column])
+    value = float(wide[rows[0], column])
+    if np.isfinite(value):
+        raise ValueError(
+            f"{what} {names[column]!r} has {rows.size} value(s) too large for float32 (first at "
+            f"row {rows[0]}, value {value:g}; float32 holds magnitudes up to {FLOAT32_MAX:.3g}): "
+            "rescale the column (e.g. divide it by a power of ten) before training"
+        )
     raise ValueError(
         f"{what} {names[column]!r} has {rows.size} NaN/inf value(s) (first at row {rows[0]}, "
-        f"value {float(values.reshape(len(values), -1)[rows[0], column])}): softzoo never fills or "
-        "drops rows silently; clean or drop them before training"
+        f"value {value}): softzoo never fills or drops rows silently; clean or drop them "
+        "before training"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from softzoo import datasets
 from softzoo.data.base import SPLITS, ArrayDataModule, TabularArrays, check_finite
 from softzoo.data.loader import InMemoryBatchLoader
 
-__all__ = ["TabularDataModule", "read_table"]
+__all__ = ["TabularDataModule", "header_names", "read_table"]
 
 _READERS = {
     ".csv": pd.read_csv,
@@ -24,40 +25,124 @@ _READERS = {
 }
 
 
+#: Separators that, found in the only header cell of a "CSV", mean it is not comma-separated.
+_OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def header_names(cells: list[str], source: str) -> list[str]:
+    """Column names from a header row, by the one rule that training, ``softzoo predict``
+    and ``export/predict.py`` share: a UTF-8 byte-order mark is dropped, names are
+    stripped of surrounding spaces, and an empty or repeated name is an error.
+
+    Example:
+        >>> header_names(["\ufeffa", " b ", "y"], "t.csv")
+        ['a', 'b', 'y']
+    """
+    names = [str(c).strip() for c in cells]
+    if names:
+        names[0] = names[0].removeprefix("\ufeff").strip()
+    for position, name in enumerate(names, start=1):
+        if not name:
+            raise ValueError(
+                f"column {position} of the header of {source} has no name: name it (a pandas "
+                "index saved with the data leaves an empty name: save with index=False)"
+            )
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in seen:
+            raise ValueError(
+                f"the header of {source} names {name!r} twice (columns {seen[name]} and "
+                f"{position}): rename one, so that every column has one meaning"
+            )
+        seen[name] = position
+    return names
+
+
+def _check_separator(frame: pd.DataFrame, source: str) -> None:
+    if frame.shape[1] != 1:
+        return
+    cell = str(frame.columns[0])
+    for separator, word in _OTHER_SEPARATORS.items():
+        if separator in cell:
+            raise ValueError(
+                f"{source} has one column named {cell!r}: it looks {word}-separated, and "
+                f"softzoo reads comma-separated files; convert it (pandas: "
+                f"pd.read_csv(path, sep={separator!r}).to_csv(new_path, index=False))"
+            )
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (also .csv.gz) or Parquet file with one clear error per failure."""
+    """Read a CSV (also .csv.gz) or Parquet file with one clear error per failure; column
+    names follow :func:`header_names`."""
     path = Path(path)
+    source = repr(str(path))
     if not path.is_file():
-        raise ValueError(f"data file {str(path)!r} does not exist (check the path)")
+        raise ValueError(f"data file {source} does not exist (check the path)")
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise ValueError(
-            f"data file {str(path)!r}: unsupported type {path.suffix!r}; use .csv or .parquet"
+            f"data file {source}: unsupported type {path.suffix!r}; use .csv or .parquet"
         )
     try:
-        frame = reader(path)
+        frame = _read_csv(path, source) if reader is pd.read_csv else reader(path)
     except pd.errors.EmptyDataError:
         raise ValueError(
-            f"data file {str(path)!r} is empty: it needs a header row and data rows"
+            f"data file {source} is empty: it needs a header row and data rows"
         ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        raise ValueError(f"data file {str(path)!r} could not be parsed: {err}") from None
+        raise ValueError(f"data file {source} could not be parsed: {err}") from None
+    if reader is not pd.read_csv:
+        frame.columns = header_names([str(c) for c in frame.columns], source)
+    _check_separator(frame, source)
     if frame.empty:
-        raise ValueError(f"data file {str(path)!r} has a header but no data rows")
+        raise ValueError(f"data file {source} has a header but no data rows")
     return frame
+
+
+def _read_csv(path: Path, source: str) -> pd.DataFrame:
+    # The header is read as raw text first: pandas would rename a repeated name (a, a.1)
+    # and keep the spaces around names.
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, na_filter=False)
+    names = header_names(list(header.iloc[0]), source)
+    return pd.read_csv(path, header=0, names=names)
+
+
+def _unparsable(column: pd.Series) -> pd.Series:
+    """Cells that hold something but are no number."""
+    return pd.to_numeric(column, errors="coerce").isna() & column.notna()
 
 
 def _numeric_column(frame: pd.DataFrame, name: str, role: str, source: str) -> np.ndarray:
     column = frame[name]
     if is_numeric_dtype(column) or is_bool_dtype(column):
         return column.to_numpy(np.float64, na_value=np.nan)
-    numbers = pd.to_numeric(column, errors="coerce")
-    bad = numbers.isna() & column.notna()
-    row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
-    raise ValueError(
-        f"{role} column {name!r} in {source} is not numeric (first non-number: "
-        f"{column.iloc[row]!r} at row {row}): encode it as numbers or leave it out of the features"
-    )
+    bad = _unparsable(column)
+    if not bad.any():  # e.g. integers beyond int64, which pandas keeps as Python ints
+        return pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    raise ValueError(_not_numeric_message(column, bad, role, source))
+
+
+def _not_numeric_message(column: pd.Series, bad: pd.Series, role: str, source: str) -> str:
+    rows = np.flatnonzero(bad.to_numpy())
+    shown = ", ".join(f"{column.iloc[r]!r} (row {r})" for r in rows[:3])
+    what = f"{role} column {column.name!r} in {source}"
+    if rows.size <= column.notna().sum() / 2:
+        advice = "fix those cells: softzoo never drops or guesses values"
+        text = f"{what} is numeric except for {rows.size} cell(s): {shown}"
+    else:
+        advice = (
+            "the target must be a number in every row"
+            if role == "target"
+            else "encode it as numbers, or list the features to use with --data.features"
+        )
+        text = f"{what} is not numeric (first non-numbers: {shown})"
+    if _THOUSANDS.match(str(column.iloc[rows[0]]).strip()):
+        advice = "it looks like numbers written with thousands separators: remove them"
+    return f"{text}: {advice}"
+
+
+#: "1,200" or "12,345.5": a number with thousands separators.
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?$")
 
 
 def _require_columns(frame: pd.DataFrame, names: list[str], role: str, source: str) -> None:
@@ -142,11 +227,10 @@ class TabularDataModule(ArrayDataModule):
         elif info is not None:
             features = [c for c in info.features if c != target]
         else:
-            features = [str(c) for c in frame.columns if c != target and is_numeric_dtype(frame[c])]
+            # every other column: one that is not numeric is an error, never left out silently
+            features = [str(c) for c in frame.columns if c != target]
         if not features:
-            raise ValueError(
-                f"{self.source} has no numeric feature columns besides the target {target!r}"
-            )
+            raise ValueError(f"{self.source} has no feature columns besides the target {target!r}")
         if target in features:
             raise ValueError(
                 f"the target {target!r} is also listed as a feature; remove it from features"

@@ -64,6 +64,8 @@ class Family:
         target_scaling: "affine" (standardise y), "scale" (divide by a positive
             scale) or "none" (counts keep their units).
         probabilistic: False for point predictors (no likelihood, no intervals).
+        loss_options: the options that only change the training loss, not the
+            distribution (pretrained weights may be fine-tuned with other values).
     """
 
     name: ClassVar[str]
@@ -71,6 +73,7 @@ class Family:
     support: ClassVar[str] = "real"
     target_scaling: ClassVar[str] = "affine"
     probabilistic: ClassVar[bool] = True
+    loss_options: ClassVar[frozenset[str]] = frozenset()
 
     # ---- description -------------------------------------------------------------
     @property
@@ -86,17 +89,17 @@ class Family:
         """The JSON-simple options this family was built with (for ``get_family``)."""
         return {}
 
+    def defining_options(self) -> dict[str, Any]:
+        """The options that change the predictive distribution (all but ``loss_options``)."""
+        return {k: v for k, v in self.options().items() if k not in self.loss_options}
+
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
         return f"{type(self).__name__}({opts})"
 
-    def head_specs(self, initial: dict[str, float] | None = None) -> list[HeadSpec]:
+    def head_specs(self) -> list[HeadSpec]:
         """Head specifications for :class:`softzoo.nn.ParameterHeads`."""
-        initial = initial or {}
-        return [
-            HeadSpec(p.name, p.positive, p.lower, _usable(p, initial.get(p.name)))
-            for p in self.params
-        ]
+        return [HeadSpec(p.name, p.positive, p.lower) for p in self.params]
 
     # ---- the statistics (per element, in the units of y) ---------------------------
     def nll(self, params: Params, y: Tensor) -> Tensor:
@@ -186,15 +189,6 @@ class Family:
             _UNSCALE[spec.units](p, shift, scale)
             for spec, p in zip(self.params, params, strict=True)
         )
-
-
-def _usable(spec: ParamSpec, value: float | None) -> float | None:
-    """The initial value, or None (default init) where it is unusable, e.g. a zero std."""
-    if value is None or not math.isfinite(value):
-        return None
-    if spec.positive and not value > spec.lower * (1 + 1e-6) + 1e-4:
-        return None
-    return float(value)
 
 
 def _check_level(level: float) -> None:

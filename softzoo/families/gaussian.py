@@ -44,6 +44,7 @@ class GaussianFamily(Family):
     params = (ParamSpec("loc", units="location"), ParamSpec("scale", True, units="scale"))
     support = "real"
     target_scaling = "affine"
+    loss_options = frozenset({"beta_nll"})
 
     def __init__(self, beta_nll: float = 0.0) -> None:
         if not 0.0 <= beta_nll <= 1.0:

@@ -42,6 +42,7 @@ class PositiveFamily(Family):
     support = "positive"
     target_scaling = "scale"
     probabilistic = False
+    loss_options = frozenset({"loss", "power"})
 
     def __init__(self, loss: str = "mse", power: float = 1.5) -> None:
         if loss not in LOSSES:

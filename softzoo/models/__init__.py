@@ -6,6 +6,22 @@ Example:
     ('rate',)
 """
 
-from softzoo.models.regressor import SoftRegressor, check_checkpoint, load_checkpoint
+from softzoo.models.regressor import (
+    ARCHITECTURE_KEYS,
+    SoftRegressor,
+    architecture,
+    architecture_mismatches,
+    check_architecture,
+    check_checkpoint,
+    load_checkpoint,
+)
 
-__all__ = ["SoftRegressor", "check_checkpoint", "load_checkpoint"]
+__all__ = [
+    "ARCHITECTURE_KEYS",
+    "SoftRegressor",
+    "architecture",
+    "architecture_mismatches",
+    "check_architecture",
+    "check_checkpoint",
+    "load_checkpoint",
+]

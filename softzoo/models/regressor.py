@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,15 @@ from softzoo.families import Family, Params, get_family
 from softzoo.metrics import CRPS, IntervalCoverage, IntervalWidth, NegativeLogLikelihood
 from softzoo.nn import MLP, ParameterHeads
 
-__all__ = ["SoftRegressor", "check_checkpoint", "load_checkpoint"]
+__all__ = [
+    "ARCHITECTURE_KEYS",
+    "SoftRegressor",
+    "architecture",
+    "architecture_mismatches",
+    "check_architecture",
+    "check_checkpoint",
+    "load_checkpoint",
+]
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _SCHEDULERS = (None, "none", "cosine", "plateau")
@@ -149,8 +158,22 @@ class SoftRegressor(pl.LightningModule):
         shift, scale = self.family.fit_target_scaling(y64)
         self.y_shift.fill_(shift)
         self.y_scale.fill_(scale)
-        self.heads.set_initial_values(self.family.initial_values((y64 - shift) / scale))
+        self.heads.set_initial_values(self._initial_values((y64 - shift) / scale, y64))
         self.scaling_fitted.fill_(True)
+
+    def _initial_values(self, scaled: Tensor, y: Tensor) -> dict[str, float]:
+        """The family's marginal fit, or one clear error where a positive parameter cannot
+        start above its floor: a constant target has no spread to fit."""
+        try:
+            values = self.family.initial_values(scaled)
+        except ZeroDivisionError:
+            values = {}
+        floor = float(self.hparams.floor)
+        for spec in self.family.params:
+            value = values.get(spec.name, math.nan)
+            if spec.positive and not (math.isfinite(value) and value > spec.lower + floor):
+                raise ValueError(_flat_target_message(self, spec.name, value, y))
+        return values
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
@@ -313,6 +336,104 @@ class SoftRegressor(pl.LightningModule):
             return lightning_steps
         steps = trainer.max_epochs * loader.num_batches
         return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
+
+
+def _flat_target_message(model: SoftRegressor, param: str, value: float, y: Tensor) -> str:
+    name, family = model.hparams.target_name, model.family.name
+    low, high = float(y.min()), float(y.max())
+    if low == high:
+        return (
+            f"the training target {name!r} is constant (every row is {low:g}): family "
+            f"{family!r} cannot fit a spread to it (its {param!r} has nothing to start from); "
+            "check the target column, or use family 'positive' for a point prediction"
+        )
+    return (
+        f"the training target {name!r} varies too little for family {family!r} (from {low:.10g} "
+        f"to {high:.10g}): its {param!r} would start at {value:.3g}, not above the floor "
+        f"{model.hparams.floor:g}; check or rescale the target, or lower --model.floor"
+    )
+
+
+#: The constructor arguments that define the function a trained SoftRegressor computes:
+#: its graph and what its weights mean. Weights and checkpoints refuse a model that differs
+#: in any of them. The other arguments (optimiser, lr, schedule, dropout rate, interval
+#: level, target name, and family options that only change the loss, such as
+#: ``beta_nll``) may change when fine-tuning or testing.
+ARCHITECTURE_KEYS = (
+    "in_features",
+    "feature_names",
+    "hidden",
+    "activation",
+    "softplus_beta",
+    "softplus_threshold",
+    "norm",
+    "family",
+    "family_options",
+    "floor",
+)
+
+
+def _constructor_defaults() -> dict[str, Any]:
+    parameters = inspect.signature(SoftRegressor.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def architecture(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`ARCHITECTURE_KEYS` settings of a model's hyper-parameters, normalised so
+    that equal functions compare equal: defaults filled in, one activation per layer,
+    default feature names spelt out, only the family options that define the distribution,
+    softplus settings only where a layer is softplus.
+
+    Example:
+        >>> architecture({"in_features": 2, "hidden": [4, 4]})["activation"]
+        ['softplus', 'softplus']
+    """
+    hp = {**_constructor_defaults(), **dict(hparams)}
+    hidden = [int(h) for h in hp["hidden"]]
+    activation = hp["activation"]
+    layers = [activation] * len(hidden) if isinstance(activation, str) else list(activation)
+    family = get_family(hp["family"], **(hp["family_options"] or {}))
+    uses_softplus = "softplus" in layers
+    n = int(hp["in_features"])
+    return {
+        "in_features": n,
+        "feature_names": list(hp["feature_names"] or [f"x{i}" for i in range(n)]),
+        "hidden": hidden,
+        "activation": layers,
+        "softplus_beta": float(hp["softplus_beta"]) if uses_softplus else None,
+        "softplus_threshold": float(hp["softplus_threshold"]) if uses_softplus else None,
+        "norm": hp["norm"],
+        "family": family.name,
+        "family_options": family.defining_options(),
+        "floor": float(hp["floor"]),
+    }
+
+
+def architecture_mismatches(trained: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """One ``"key: trained X, requested Y"`` line per architecture setting that differs."""
+    a, b = architecture(trained), architecture(requested)
+    return [
+        f"{k}: trained {a[k]!r}, requested {b[k]!r}" for k in ARCHITECTURE_KEYS if _differs(k, a, b)
+    ]
+
+
+def _differs(key: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    if key.startswith("softplus_") and None in (a[key], b[key]):
+        return False  # one side has no softplus layer: its activation already differs
+    return a[key] != b[key]
+
+
+def check_architecture(
+    trained: Mapping[str, Any], requested: Mapping[str, Any], source: str
+) -> None:
+    """Raise one ``ValueError`` naming every architecture setting in which the model that
+    ``source`` (weights, a checkpoint) was trained for differs from the requested one."""
+    mismatches = architecture_mismatches(trained, requested)
+    if mismatches:
+        raise ValueError(
+            f"{source} was trained for a different model ({'; '.join(mismatches)}): use the "
+            "data and options it was trained with, or train a new model"
+        )
 
 
 def check_checkpoint(path: str | Path) -> dict:

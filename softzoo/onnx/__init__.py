@@ -14,7 +14,15 @@ Example:
 
 from softzoo.onnx.export import INPUT_NAME, export, module_metadata, read_metadata, write_metadata
 from softzoo.onnx.lowering import SOFTPLUS_LOWERINGS, softplus_exact
-from softzoo.onnx.parity import PROVIDERS, ParityReport, check_parity, parity_inputs, session
+from softzoo.onnx.parity import (
+    PROVIDERS,
+    ParityReport,
+    check_parity,
+    export_certified,
+    metadata_mismatches,
+    parity_inputs,
+    session,
+)
 
 __all__ = [
     "INPUT_NAME",
@@ -23,6 +31,8 @@ __all__ = [
     "ParityReport",
     "check_parity",
     "export",
+    "export_certified",
+    "metadata_mismatches",
     "module_metadata",
     "parity_inputs",
     "read_metadata",

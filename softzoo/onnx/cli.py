@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from softzoo._io import check_not_input
 from softzoo.models import load_checkpoint
 from softzoo.onnx.export import export, write_metadata
 from softzoo.onnx.lowering import SOFTPLUS_LOWERINGS
-from softzoo.onnx.parity import PROVIDERS, check_parity
+from softzoo.onnx.parity import PROVIDERS, check_parity, export_certified
 
 __all__ = ["export_main", "parity_main"]
 
@@ -23,8 +24,14 @@ def _providers(text: str) -> list[str]:
     return names
 
 
-def _parity_meta(report) -> dict[str, str]:
-    return {"parity": json.dumps(report.to_dict())}
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
 
 
 def export_main(argv: list[str]) -> int:
@@ -44,13 +51,13 @@ def export_main(argv: list[str]) -> int:
         help="skip the CPU parity check (by default it runs and is stored in the file)",
     )
     args = parser.parse_args(argv)
+    check_not_input(args.output, [("checkpoint", args.ckpt_path)])
     module = load_checkpoint(args.ckpt_path)
-    path = export(module, args.output, softplus=args.softplus, model_name=args.name)
-    print(f"wrote {path}")
     if args.no_parity:
+        print(f"wrote {export(module, args.output, softplus=args.softplus, model_name=args.name)}")
         return 0
-    report = check_parity(module, path)
-    write_metadata(path, _parity_meta(report))
+    report = export_certified(module, args.output, softplus=args.softplus, model_name=args.name)
+    print(f"wrote {report.onnx_file}")
     print(report.summary())
     return 0 if report.passed else 1
 
@@ -64,7 +71,7 @@ def parity_main(argv: list[str]) -> int:
     parser.add_argument("--ckpt_path", required=True, help="the checkpoint it was exported from")
     parser.add_argument("--providers", type=_providers, default=["cpu"], help="e.g. cpu,cuda")
     parser.add_argument(
-        "--rows", type=int, default=1024, help="random rows besides the adversarial ones"
+        "--rows", type=_count, default=1024, help="random rows besides the adversarial ones"
     )
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
     parser.add_argument(
@@ -76,5 +83,5 @@ def parity_main(argv: list[str]) -> int:
     )
     print(report.to_json() if args.json else report.summary())
     if args.write:
-        write_metadata(args.onnx_file, _parity_meta(report))
+        write_metadata(args.onnx_file, {"parity": json.dumps(report.to_dict())})
     return 0 if report.passed else 1

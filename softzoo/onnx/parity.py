@@ -20,13 +20,16 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from softzoo.onnx.export import INPUT_NAME, read_metadata
+from softzoo.onnx.export import INPUT_NAME, export, module_metadata, read_metadata, write_metadata
+from softzoo.onnx.lowering import SOFTPLUS_LOWERINGS
 
 __all__ = [
     "PROVIDERS",
     "ParityReport",
     "ProviderParity",
     "check_parity",
+    "export_certified",
+    "metadata_mismatches",
     "parity_inputs",
     "session",
 ]
@@ -86,15 +89,22 @@ class ParityReport:
 
     onnx_file: str
     providers: list[ProviderParity] = field(default_factory=list)
+    #: differences between the file's metadata and the module (empty when they agree)
+    metadata_mismatches: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return bool(self.providers) and all(p.passed for p in self.providers)
+        return (
+            bool(self.providers)
+            and all(p.passed for p in self.providers)
+            and not self.metadata_mismatches
+        )
 
     def to_dict(self) -> dict:
         return {
             "passed": self.passed,
             "onnx_file": self.onnx_file,
+            "metadata_mismatches": list(self.metadata_mismatches),
             "providers": [asdict(p) | {"passed": p.passed} for p in self.providers],
         }
 
@@ -102,13 +112,78 @@ class ParityReport:
         return json.dumps(self.to_dict(), indent=2)
 
     def summary(self) -> str:
-        """One line per provider, e.g. ``cpu: PASS 1289 rows, max rel error loc 2e-07 …``."""
+        """One line per provider, e.g. ``parity cpu: PASS on 1289 rows; max rel error …``,
+        then one for the metadata."""
         lines = []
         for p in self.providers:
             errors = ", ".join(f"{o.name} {o.max_rel_error:.1e}" for o in p.outputs)
             verdict = "PASS" if p.passed else "FAIL"
             lines.append(f"parity {p.provider}: {verdict} on {p.rows} rows; max rel error {errors}")
+        if self.metadata_mismatches:
+            lines.append(f"parity metadata: FAIL: {'; '.join(self.metadata_mismatches)}")
+        else:
+            lines.append("parity metadata: PASS (it describes the module)")
         return "\n".join(lines)
+
+
+#: Metadata entries that must describe the module exactly (JSON values compare parsed).
+_CHECKED_METADATA = (
+    "family",
+    "family_options",
+    "param_names",
+    "positive_params",
+    "feature_names",
+    "target_name",
+    "activations",
+    "floor",
+    "input_schema",
+    "outputs",
+)
+_PLAIN_TEXT = {"family", "target_name"}
+
+
+def _parsed(key: str, text: str) -> object:
+    if key in _PLAIN_TEXT:
+        return text
+    if key == "floor":
+        return float(text)
+    return json.loads(text)
+
+
+def metadata_mismatches(module: nn.Module, onnx_path: str | Path) -> list[str]:
+    """Every way the file's metadata differs from what the module says of itself
+    (:func:`~softzoo.onnx.module_metadata`): a missing or unparsable entry, another
+    family, feature order, floor, …, or a ``softplus_lowering`` the graph does not have."""
+    import onnx
+
+    meta = read_metadata(onnx_path)
+    expected = module_metadata(module)
+    problems = []
+    for key in _CHECKED_METADATA:
+        if key not in meta:
+            problems.append(f"{key}: missing")
+            continue
+        try:
+            found = _parsed(key, meta[key])
+        except ValueError:
+            problems.append(f"{key}: unreadable ({meta[key][:60]!r})")
+            continue
+        if found != _parsed(key, expected[key]):
+            problems.append(f"{key}: file {found!r}, module {_parsed(key, expected[key])!r}")
+    lowering = meta.get("softplus_lowering")
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    has_softplus_op = any(node.op_type == "Softplus" for node in graph.node)
+    softplus_layers = any(
+        layer["name"] == "softplus" for layer in json.loads(expected["activations"])
+    )
+    if lowering not in SOFTPLUS_LOWERINGS:
+        problems.append(f"softplus_lowering: {lowering!r} is not one of {list(SOFTPLUS_LOWERINGS)}")
+    elif softplus_layers and has_softplus_op != (lowering == "plain"):
+        problems.append(
+            f"softplus_lowering: file says {lowering!r}, the graph "
+            f"{'has' if has_softplus_op else 'has no'} Softplus op"
+        )
+    return problems
 
 
 def _threshold_rows(module: nn.Module) -> list[np.ndarray]:
@@ -209,14 +284,23 @@ def check_parity(
         >>> check_parity(model, path).passed
         True
     """
+    if n_random < 0:
+        raise ValueError(f"the number of random parity rows must be >= 0, got {n_random}")
     module = module.eval()
     inputs = parity_inputs(module, n_random, seed)
     with torch.no_grad():
         expected = [t.numpy() for t in module(torch.from_numpy(inputs))]
     lower = {p.name: p.lower for p in module.family.params if p.positive}
     report = ParityReport(onnx_file=str(onnx_path))
+    report.metadata_mismatches = metadata_mismatches(module, onnx_path)
     for provider in providers:
         sess = session(onnx_path, provider, threads)
+        width = sess.get_inputs()[0].shape[-1]
+        if width != module.in_features:
+            raise ValueError(
+                f"{str(onnx_path)!r} takes {width} features per row, the module "
+                f"{module.in_features}: it was exported from a different model"
+            )
         names = [o.name for o in sess.get_outputs()]
         if names != list(module.family.param_names):
             raise ValueError(
@@ -230,4 +314,29 @@ def check_parity(
             for n, g, e in zip(names, got, expected, strict=True)
         ]
         report.providers.append(ProviderParity(provider, len(inputs), outputs))
+    return report
+
+
+def export_certified(
+    module: nn.Module,
+    path: str | Path,
+    *,
+    softplus: str = "exact",
+    model_name: str | None = None,
+    providers: tuple[str, ...] | list[str] = ("cpu",),
+) -> ParityReport:
+    """Export ``module`` to ``path``, check its parity, and store the report in the file's
+    ``parity`` metadata: the one way softzoo ships an ONNX file (``softzoo export``, the
+    demo, the zoo build).
+
+    Example:
+        >>> import tempfile
+        >>> from softzoo.models import SoftRegressor
+        >>> report = export_certified(SoftRegressor(3, hidden=[8]), tempfile.mkdtemp() + "/m.onnx")
+        >>> report.passed, "parity" in read_metadata(report.onnx_file)
+        (True, True)
+    """
+    exported = export(module, path, softplus=softplus, model_name=model_name)
+    report = check_parity(module, exported, providers)
+    write_metadata(exported, {"parity": json.dumps(report.to_dict())})
     return report

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from typing import Any
 
 import yaml
 
-from softzoo.data import ArrayDataModule, TabularDataModule
+from softzoo.data import ArrayDataModule, TabularDataModule, data_module_class
 from softzoo.models import SoftRegressor, check_checkpoint, load_checkpoint
 from softzoo.report.plots import prepare_output, write_report
 
@@ -20,22 +19,14 @@ _SPLITS = ("train", "val", "test")
 def data_module_from_config(config: dict[str, Any]) -> ArrayDataModule:
     """Rebuild a data module from ``{"class_path": …, "init_args": {…}}`` (a YAML ``data:``
     section) or from the hyper-parameters a checkpoint stores (``_class_path`` + args).
-    Only subclasses of :class:`~softzoo.data.ArrayDataModule` are built."""
+    Only the allow-listed data modules are built (:func:`softzoo.data.data_module_class`):
+    a checkpoint is untrusted input, and nothing it names is imported."""
     class_path = config.get("class_path") or config.get("_class_path")
     if "init_args" in config:
         init_args = dict(config["init_args"] or {})
     else:
         init_args = {k: v for k, v in config.items() if not k.startswith("_")}
-    module_name, _, class_name = str(class_path).rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError):
-        cls = None
-    if not (isinstance(cls, type) and issubclass(cls, ArrayDataModule)):
-        raise ValueError(
-            f"the recorded data module {class_path!r} is not a softzoo data module that can be "
-            "rebuilt here; pass --data FILE (a CSV/Parquet file with the model's columns)"
-        )
+    cls = data_module_class(class_path)
     return cls(**init_args)
 
 

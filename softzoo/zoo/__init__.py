@@ -13,6 +13,7 @@ from softzoo.zoo.registry import (
     get_model,
     get_model_weights,
     list_models,
+    load_pretrained,
     register_model,
 )
 from softzoo.zoo.weights import file_sha256, load_weights, save_weights, verify_sha256
@@ -25,6 +26,7 @@ __all__ = [
     "get_model",
     "get_model_weights",
     "list_models",
+    "load_pretrained",
     "load_weights",
     "register_model",
     "save_weights",

@@ -16,7 +16,7 @@ import torch
 
 from softzoo import __version__, datasets
 from softzoo._io import atomic_write
-from softzoo.onnx import check_parity, export, write_metadata
+from softzoo.onnx import export_certified
 from softzoo.zoo.cards import CARD_METRICS, card_markdown, zoo_table
 from softzoo.zoo.cli import test_metrics, train_recipe
 from softzoo.zoo.weights import file_sha256, save_weights
@@ -81,9 +81,8 @@ def build(name: str) -> dict:
         ZOO / "cards" / f"{name}.json", lambda t: t.write_text(json.dumps(card, indent=2) + "\n")
     )
     atomic_write(ZOO / "cards" / f"{name}.md", lambda t: t.write_text(card_markdown(card)))
-    onnx_path = export(module, EXPORT / f"{name}.onnx", model_name=name)
-    report = check_parity(module, onnx_path)
-    write_metadata(onnx_path, {"parity": json.dumps(report.to_dict())})
+    report = export_certified(module, EXPORT / f"{name}.onnx", model_name=name)
+    onnx_path = Path(report.onnx_file)
     print(f"{name}: {metrics} | {report.summary()}", flush=True)
     return {
         "file": onnx_path.name,

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from softzoo.models import SoftRegressor
+from softzoo.models import SoftRegressor, check_architecture
 from softzoo.nn.activations import unknown_name_error
 from softzoo.zoo.weights import fetch, load_weights
 
@@ -31,6 +31,7 @@ __all__ = [
     "get_model",
     "get_model_weights",
     "list_models",
+    "load_pretrained",
     "register_model",
 ]
 
@@ -173,6 +174,26 @@ def get_model_weights(name: str) -> WeightsEntry | None:
     return _entry(name).weights
 
 
+def load_pretrained(module: SoftRegressor, name: str) -> SoftRegressor:
+    """Load the shipped weights of zoo model ``name`` into ``module`` (e.g. to fine-tune
+    it), after checking that ``module`` is the model they were trained for: same
+    architecture (:data:`softzoo.models.ARCHITECTURE_KEYS`); training settings may differ.
+
+    Example:
+        >>> base = get_model("concrete-gaussian-softplus")
+        >>> tuned = load_pretrained(SoftRegressor(**{**base.hparams, "lr": 1e-4}),
+        ...                         "concrete-gaussian-softplus")
+        >>> tuned.hparams.lr
+        0.0001
+    """
+    weights = get_model_weights(name)
+    if weights is None:
+        raise ValueError(f"zoo model {name!r} ships no pretrained weights")
+    check_architecture(weights.meta["model"], module.hparams, f"zoo model {name!r}")
+    load_weights(module, weights.file, weights.sha256)
+    return module
+
+
 def get_model(
     name: str,
     weights: str | None = None,
@@ -181,8 +202,10 @@ def get_model(
 ) -> SoftRegressor:
     """Build a registered model, optionally with weights: ``"DEFAULT"`` (the shipped file,
     verified against the sha256 in its card), or a path/URL verified against ``sha256``.
-    The module is in eval mode; ``overrides`` change constructor arguments (training
-    settings such as ``lr`` combine with weights, architecture changes do not).
+    The module is in eval mode. ``overrides`` change constructor arguments; with weights,
+    only those that keep the trained function (``lr``, ``optimizer``, ``dropout``,
+    ``interval_level``, … — everything outside :data:`softzoo.models.ARCHITECTURE_KEYS`)
+    are accepted, the others are one error naming each difference.
 
     Example:
         >>> m = get_model("concrete-gaussian-softplus", weights="DEFAULT")
@@ -194,9 +217,7 @@ def get_model(
     if weights is None:
         return module
     if weights == "DEFAULT":
-        if entry.weights is None:
-            raise ValueError(f"model {name!r} ships no pretrained weights")
-        load_weights(module, entry.weights.file, entry.weights.sha256)
+        load_pretrained(module, name)
     else:
         load_weights(module, fetch(weights, sha256 or ""), sha256 or "")
     return module.eval()

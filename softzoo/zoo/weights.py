@@ -8,13 +8,25 @@ import re
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+import safetensors
 import safetensors.torch
 from torch import nn
 
 from softzoo._io import atomic_write
+from softzoo.models import check_architecture
 
-__all__ = ["cache_dir", "fetch", "file_sha256", "load_weights", "save_weights", "verify_sha256"]
+__all__ = [
+    "HPARAMS_KEY",
+    "cache_dir",
+    "fetch",
+    "file_sha256",
+    "load_weights",
+    "save_weights",
+    "trained_hparams",
+    "verify_sha256",
+]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -57,37 +69,73 @@ def fetch(source: str, sha256: str) -> Path:
             "(the checksum published with the file)"
         )
     scheme = urllib.parse.urlparse(source).scheme
-    if scheme in ("http", "https", "file"):
-        target = cache_dir() / f"{sha256.lower()}.safetensors"
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with urllib.request.urlopen(source, timeout=60) as response:
-                    payload = response.read()
-            except OSError as err:
-                raise ValueError(f"could not download {source!r}: {err}") from None
-            atomic_write(target, lambda tmp: tmp.write_bytes(payload))
-        path = target
-    else:
+    if scheme not in ("http", "https", "file"):
         path = Path(source)
         if not path.is_file():
             raise ValueError(f"weights file {source!r} does not exist")
-    verify_sha256(path, sha256)
-    return path
+        verify_sha256(path, sha256)
+        return path
+    target = cache_dir() / f"{sha256.lower()}.safetensors"
+    if target.is_file():
+        try:
+            verify_sha256(target, sha256)
+            return target
+        except ValueError:
+            target.unlink()  # a damaged cache entry: download it again below
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(source, timeout=60) as response:
+            payload = response.read()
+    except OSError as err:
+        raise ValueError(f"could not download {source!r}: {err}") from None
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != sha256.lower():
+        raise ValueError(
+            f"the download of {source!r} failed verification: sha256 is {actual}, expected "
+            f"{sha256.lower()}; nothing was kept in the cache. Check the URL and the checksum "
+            "published with the file"
+        )
+    return atomic_write(target, lambda tmp: tmp.write_bytes(payload))
+
+
+#: safetensors metadata key: the hyper-parameters of the model the weights were trained for.
+HPARAMS_KEY = "softzoo_hparams"
 
 
 def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, object]) -> Path:
-    """Write the module's state dict (buffers included) as safetensors, atomically."""
+    """Write the module's state dict (buffers included) as safetensors, atomically, with
+    ``metadata`` and the module's hyper-parameters (so a load can check the architecture)."""
     state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    hparams = dict(getattr(module, "hparams", {}))
+    metadata = {HPARAMS_KEY: hparams, **metadata} if hparams else metadata
     text = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     return atomic_write(
         path, lambda tmp: safetensors.torch.save_file(state, str(tmp), metadata=text)
     )
 
 
+def trained_hparams(path: str | Path) -> dict[str, Any] | None:
+    """The hyper-parameters a weights file records for the model it was trained for."""
+    with safetensors.safe_open(str(path), framework="pt") as f:
+        text = (f.metadata() or {}).get(HPARAMS_KEY)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ValueError(
+            f"weights file {str(path)!r} has unreadable {HPARAMS_KEY} metadata"
+        ) from None
+
+
 def load_weights(module: nn.Module, path: str | Path, sha256: str) -> nn.Module:
-    """Verify ``path`` and load it into ``module`` (strictly: same architecture)."""
+    """Verify ``path`` and load it into ``module``: the sha256 must match, the model the
+    file records (its hyper-parameters) must be ``module``'s architecture (see
+    :func:`softzoo.models.check_architecture`), and the tensors must fit strictly."""
     verify_sha256(path, sha256)
+    trained = trained_hparams(path)
+    if trained is not None and hasattr(module, "hparams"):
+        check_architecture(trained, module.hparams, f"weights file {str(path)!r}")
     state = safetensors.torch.load_file(str(path))
     try:
         module.load_state_dict(state, strict=True)
