@@ -31,8 +31,8 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check softzoo tests benchmarks export
-	$(PY) -m ruff format --check softzoo tests benchmarks export
+	$(PY) -m ruff check softzoo tests benchmarks export tools
+	$(PY) -m ruff format --check softzoo tests benchmarks export tools
 
 bench: $(STAMP)
 	$(PY) -m softzoo.cli bench --out benchmarks/results

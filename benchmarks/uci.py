@@ -7,7 +7,7 @@ Protocol of the published tables (the data folder's README): standardise X and y
 training split, one hidden layer of 50 units (100 for protein), 40 epochs (20 for
 protein), all standard splits (20; 5 for protein), test NLL and RMSE in ORIGINAL units,
 mean ± std over splits. The protocol leaves the optimiser open: softzoo trains with Adam
-(lr 1e-2, as DESIGN.md's prototype) and batch 100 (as Deep Ensembles; ``--batch``)
+(lr 1e-2, as softzoo's founding prototype) and batch 100 (as Deep Ensembles; ``--batch``)
 through its in-memory batch loader, Softplus hidden layers with β = 4:
   (a) Gaussian heads, Softplus hidden layer            (the protocol)
   (b) the same with a ReLU hidden layer                (the protocol)

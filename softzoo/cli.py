@@ -7,20 +7,22 @@ Bad input ends with one line ``softzoo CMD: error: …`` and exit status 2 (set
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import importlib
 import itertools
+import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from softzoo import __version__
 from softzoo._io import WriteError, check_not_input
+from softzoo._names import did_you_mean
 
-__all__ = ["COMMANDS", "main", "run_cli"]
+__all__ = ["COMMANDS", "QUIET_RUN", "SIGTERM_STATUS", "main", "run_cli"]
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model (LightningCLI; --config configs/examples/gaussian.yaml)",
@@ -36,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "parity": ("softzoo.onnx.cli:parity_main", "certify an ONNX file against its PyTorch module"),
     "zoo": ("softzoo.zoo.cli:zoo_main", "list the pretrained models, show a model card"),
     "reproduce": (
-        "softzoo.zoo.cli:reproduce_main",
+        "softzoo.reproduce:reproduce_main",
         "retrain a zoo model from its recipe and check it",
     ),
     "report": (
@@ -60,6 +62,9 @@ HELP = "\n".join(
 )
 
 
+#: Options of a run that prints only its results (no progress bar, no model summary).
+QUIET_RUN = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
 #: The checkpoint callback every run gets (a "checkpoint:" section in the YAML).
 CHECKPOINT_DEFAULTS = {
     "monitor": "val_loss",
@@ -70,14 +75,17 @@ CHECKPOINT_DEFAULTS = {
 }
 
 
-def default_loggers() -> list:
-    """CSV + TensorBoard under ./runs, used when the config leaves trainer.logger unset;
-    configs/trainer.yaml writes the same out (a test keeps them equal)."""
+def default_loggers(root: str | Path | None = None) -> list:
+    """CSV + TensorBoard under ``ROOT/runs`` (ROOT: ``--trainer.default_root_dir``, else the
+    working directory, as Lightning places its own logs), used when the config leaves
+    trainer.logger unset; configs/trainer.yaml writes the same out (a test keeps them
+    equal)."""
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    save_dir = str(Path(root) / "runs") if root else "runs"
     return [
-        CSVLogger(save_dir="runs", name="csv"),
-        TensorBoardLogger(save_dir="runs", name="tensorboard"),
+        CSVLogger(save_dir=save_dir, name="csv"),
+        TensorBoardLogger(save_dir=save_dir, name="tensorboard"),
     ]
 
 
@@ -250,7 +258,7 @@ def _cli_class() -> type:
         def instantiate_trainer(self, **kwargs: object) -> object:
             trainer_config = self._get(self.config_init, "trainer")
             if trainer_config.get("logger") in (None, True):
-                kwargs["logger"] = default_loggers()
+                kwargs["logger"] = default_loggers(trainer_config.get("default_root_dir"))
             if not trainer_config.get("plugins"):
                 kwargs["plugins"] = [AtomicCheckpointIO()]
             callbacks = _as_list(trainer_config.get("callbacks"))
@@ -317,7 +325,40 @@ _LIGHTNING_NOTICES = (
     "The number of training batches .* logging interval",
     # PredictionCSVWriter relies on the predict loader's fixed order, not on batch indices.
     "Couldn't infer the batch indices",
+    # `test --ckpt_path` of a fit's checkpoint: its folder differs from the test run's by
+    # design; the best model path, all a test needs, is reloaded.
+    "The dirpath has changed from",
+    # torch's own deprecation inside Lightning's pytree helper, not the user's to fix
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
 )
+
+#: Lightning's log lines that are no news to a softzoo user: an advertisement, and the
+#: loader built early for the cosine schedule's step count.
+_LIGHTNING_LOG_NOISE = ("💡 Tip:", "Loading `train_dataloader` to estimate number of stepping")
+
+
+class _DropLightningNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(_LIGHTNING_LOG_NOISE)
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence the notices of _LIGHTNING_NOTICES and _LIGHTNING_LOG_NOISE while a run runs;
+    warnings that matter (and the caller's own filters) are untouched."""
+    noise = _DropLightningNoise()
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    handlers = [h for lg in loggers for h in lg.handlers]
+    with warnings.catch_warnings():
+        for message in _LIGHTNING_NOTICES:
+            warnings.filterwarnings("ignore", message=message)
+        for handler in handlers:
+            handler.addFilter(noise)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(noise)
 
 
 #: Exit status of a run stopped by SIGTERM (128 + 15, as a shell reports it).
@@ -372,9 +413,7 @@ def run_cli(args: list[str] | None) -> Any:
             _check_config_file(path)
     command = argv[0] if argv else "fit"
     try:
-        with warnings.catch_warnings():
-            for message in _LIGHTNING_NOTICES:
-                warnings.filterwarnings("ignore", message=message)
+        with _quiet_lightning():
             return _cli_class()(args)
     except ArgumentError as err:
         raise ValueError(
@@ -405,15 +444,8 @@ def run_lightning(argv: list[str]) -> int:
 
 
 def _handler(name: str) -> Callable[[list[str]], int]:
-    target, _ = COMMANDS[name]
-    module_name, function = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name and err.name.startswith("softzoo"):
-            raise ValueError(f"'{name}' is not available in softzoo {__version__} yet") from None
-        raise
-    handler = getattr(module, function)
+    module_name, function = COMMANDS[name][0].split(":")
+    handler = getattr(importlib.import_module(module_name), function)
     return (lambda argv: handler([name, *argv])) if function == "run_lightning" else handler
 
 
@@ -428,9 +460,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = argv[0]
     if name not in COMMANDS:
-        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        print(f"softzoo: error: unknown command '{name}'.{hint}\n\n{HELP}", file=sys.stderr)
+        hint = did_you_mean(name, list(COMMANDS))
+        print(f"softzoo: error: unknown command {name!r}.{hint}\n\n{HELP}", file=sys.stderr)
         return 2
     try:
         return int(_handler(name)(argv[1:]) or 0)

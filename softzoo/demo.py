@@ -1,6 +1,7 @@
-"""``make demo``: train a Gaussian model with Softplus hidden layers on the bundled concrete
-data through the ``softzoo`` CLI, test it on the held-out split, print a short table, then
-export it to ONNX and certify it under onnxruntime (CPU).
+"""``make demo``: train the model of a config (default: Gaussian heads on Softplus hidden
+layers, bundled concrete data) through the ``softzoo`` CLI, test it on the held-out split,
+print a short table (in the target's unit where the data set has one), then export it to
+ONNX and certify it under onnxruntime (CPU).
 
     python -m softzoo.demo [--config configs/examples/gaussian.yaml] [--root runs/demo]
 """
@@ -10,19 +11,42 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from softzoo.onnx import ParityReport
 
 __all__ = ["main"]
 
-_ROWS = (
-    ("test_nll", "NLL (nats)"),
-    ("test_rmse", "RMSE (MPa)"),
-    ("test_picp_90", "PICP 90 %"),
-    ("test_width_90", "width 90 % (MPa)"),
-)
+
+def _rows(unit: str | None) -> tuple[tuple[str, str], ...]:
+    """(metric, label) of the printed table; the target's unit where the data set has one."""
+    in_unit = f" ({unit})" if unit else ""
+    return (
+        ("test_nll", "NLL (nats)"),
+        ("test_rmse", f"RMSE{in_unit}"),
+        ("test_picp_90", "PICP 90 %"),
+        ("test_width_90", f"width 90 %{in_unit}"),
+    )
+
+
+def _run_name(config: str) -> str:
+    """``<data>-<family>`` from a config file, e.g. ``concrete-gaussian``."""
+    import yaml
+
+    content = yaml.safe_load(Path(config).read_text()) or {}
+    data = (content.get("data") or {}).get("init_args") or {}
+    source = data.get("dataset") or Path(str(data.get("path") or "data")).stem
+    return f"{source}-{(content.get('model') or {}).get('family', 'gaussian')}"
+
+
+def _title(model: Any, datamodule: Any) -> str:
+    hp = model.hparams
+    layers = hp.activation if isinstance(hp.activation, str) else "/".join(hp.activation)
+    hidden = "x".join(str(h) for h in hp.hidden)
+    dataset = getattr(datamodule, "dataset", None)
+    data = f"bundled {dataset} data" if dataset else f"data file {datamodule.path}"
+    return f"{hp.family} heads, {layers} hidden layers {hidden}, {data}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,40 +56,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/examples/gaussian.yaml")
     parser.add_argument("--root", default="runs/demo", help="folder for logs and checkpoints")
     args = parser.parse_args(argv)
-    quiet = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    from softzoo import datasets
+    from softzoo.cli import QUIET_RUN, run_cli
+
+    name = _run_name(args.config)
     logger = [
         "--trainer.logger",
         "lightning.pytorch.loggers.CSVLogger",
         "--trainer.logger.save_dir",
         args.root,
         "--trainer.logger.name",
-        "concrete-gaussian",
+        name,
     ]
     start = time.perf_counter()
-    from softzoo.cli import run_cli
-
-    fit = run_cli(["fit", "--config", args.config, *logger, *quiet])
+    fit = run_cli(["fit", "--config", args.config, *logger, *QUIET_RUN])
     best = fit.trainer.checkpoint_callback.best_model_path
-    tested = run_cli(["test", "--config", args.config, "--ckpt_path", best, *logger, *quiet])
+    tested = run_cli(["test", "--config", args.config, "--ckpt_path", best, *logger, *QUIET_RUN])
     metrics = {k: float(v) for k, v in tested.trainer.callback_metrics.items()}
-    onnx_path = Path(args.root) / "concrete-gaussian.onnx"
-    report = _export_and_certify(best, onnx_path)
+    onnx_path = Path(args.root) / f"{name}.onnx"
+    report = _export_and_certify(best, onnx_path, f"demo-{name}")
     elapsed = time.perf_counter() - start
-    print("\nsoftzoo demo: Gaussian heads, Softplus hidden layers 64x64, bundled concrete data")
+    dataset = getattr(fit.datamodule, "dataset", None)
+    unit = datasets.info(dataset).unit if dataset else None
+    print(f"\nsoftzoo demo: {_title(fit.model, fit.datamodule)}")
     print(f"checkpoint: {Path(best)}")
     print(f"{'held-out test split':<22}{'value':>10}")
-    for key, label in _ROWS:
-        print(f"{label:<22}{metrics[key]:>10.3f}")
+    for key, label in _rows(unit):
+        if key in metrics:
+            print(f"{label:<22}{metrics[key]:>10.3f}")
     print(f"\nONNX: {onnx_path}\n{report.summary()}")
     print(f"(trained, tested, exported and certified in {elapsed:.0f} s)")
     return 0 if report.passed else 1
 
 
-def _export_and_certify(checkpoint: str, path: Path) -> ParityReport:
+def _export_and_certify(checkpoint: str, path: Path, name: str) -> ParityReport:
     from softzoo.models import load_checkpoint
     from softzoo.onnx import export_certified
 
-    return export_certified(load_checkpoint(checkpoint), path, model_name="demo-concrete-gaussian")
+    return export_certified(load_checkpoint(checkpoint), path, model_name=name)
 
 
 if __name__ == "__main__":

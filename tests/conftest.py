@@ -11,6 +11,10 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
+from softzoo.cli import QUIET_RUN
+
+#: The repository root (tests import it from here).
+ROOT = Path(__file__).resolve().parents[1]
 UCI_ROOT = Path(
     os.environ.get("SOFTZOO_UCI_ROOT", Path(__file__).resolve().parents[2] / "shared/data/uci")
 )
@@ -19,9 +23,6 @@ UCI_ROOT = Path(
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -41,8 +42,7 @@ def yacht_fit(tmp_path: Path) -> Callable[..., list[str]]:
             str(tmp_path),
             "--trainer.logger",
             "false",
-            "--trainer.enable_model_summary",
-            "false",
+            *QUIET_RUN[2:],
             "--checkpoint.dirpath",
             str(tmp_path / "ckpt"),
             *extra,
@@ -51,21 +51,22 @@ def yacht_fit(tmp_path: Path) -> Callable[..., list[str]]:
     return args
 
 
+def make_quiet_trainer(**options) -> pl.Trainer:
+    """A ``Trainer`` with no logger, checkpoints, progress bar or model summary; keyword
+    arguments are passed on (and override those)."""
+    quiet = {
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    return pl.Trainer(**{**quiet, **options})
+
+
 @pytest.fixture
 def quiet_trainer() -> Callable[..., pl.Trainer]:
-    """A ``Trainer`` factory with no logger, checkpoints, progress bar or model summary;
-    keyword arguments are passed on."""
-
-    def make(**options) -> pl.Trainer:
-        return pl.Trainer(
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            **options,
-        )
-
-    return make
+    """:func:`make_quiet_trainer` as a fixture."""
+    return make_quiet_trainer
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 from scipy import stats
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(name: str):

@@ -47,26 +47,28 @@ def validate(quiet_trainer):
     return run
 
 
-def _set_first_layer_bias(model: SoftRegressor, bias: list[float]) -> None:
-    first = model.body.net[0]
+def _set_layer_bias(model: SoftRegressor, bias: list[float], layer: int = 0) -> None:
+    linear = [m for m in model.body.net if isinstance(m, torch.nn.Linear)][layer]
     with torch.no_grad():
-        first.weight.zero_()
-        first.bias.copy_(torch.tensor(bias))
+        linear.weight.zero_()
+        linear.bias.copy_(torch.tensor(bias))
 
 
 def test_dead_relu_units_are_counted_exactly(validate) -> None:
     model = SoftRegressor(2, hidden=[4, 2], activation="relu")
-    _set_first_layer_bias(model, [-1.0, -1.0, -1.0, 1.0])  # 3 of 4 never positive
+    _set_layer_bias(model, [-1.0, -1.0, -1.0, 1.0])  # 3 of 4 never positive
+    _set_layer_bias(model, [-1.0, 1.0], layer=1)  # 1 of 2 never positive
     metrics = validate(model, DeadUnitMonitor())
     assert metrics["dead_units/layer_1"] == 0.75
-    assert metrics["dead_units/all"] == pytest.approx((3 + 6 * metrics["dead_units/layer_2"]) / 6)
+    assert metrics["dead_units/layer_2"] == 0.5
+    assert metrics["dead_units/all"] == pytest.approx((3 + 1) / 6)
     assert not model.body.net[1]._forward_hooks  # hooks removed after the epoch
 
 
 def test_softplus_units_die_only_below_eps(validate) -> None:
     model = SoftRegressor(2, hidden=[4], activation="softplus")
     # sigmoid(-20) = 2e-9 < 1e-4: dead; sigmoid(-5) = 6.7e-3: alive
-    _set_first_layer_bias(model, [-20.0, -20.0, -5.0, 0.0])
+    _set_layer_bias(model, [-20.0, -20.0, -5.0, 0.0])
     assert validate(model, DeadUnitMonitor(eps=1e-4))["dead_units/layer_1"] == 0.5
     assert validate(model, DeadUnitMonitor(eps=1e-2))["dead_units/layer_1"] == 0.75
 

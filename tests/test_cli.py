@@ -6,12 +6,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import ROOT
 
-from softzoo.cli import CHECKPOINT_DEFAULTS, COMMANDS, default_loggers, main
+from softzoo.cli import CHECKPOINT_DEFAULTS, COMMANDS, QUIET_RUN, default_loggers, main
 from softzoo.models import SoftRegressor
-
-ROOT = Path(__file__).resolve().parents[1]
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
 def _softzoo(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -50,13 +48,14 @@ def test_unknown_command_suggests(capsys) -> None:
 
 def test_fit_test_predict_round_trip(tmp_path, monkeypatch, yacht_fit) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["fit", *yacht_fit(*QUIET)]) == 0
+    assert main(["fit", *yacht_fit(*QUIET_RUN)]) == 0
     last = tmp_path / "ckpt" / "last.ckpt"
     assert last.is_file() and list((tmp_path / "ckpt").glob("best-epoch=*.ckpt"))
-    assert main(["test", *yacht_fit(*QUIET), "--ckpt_path", str(last)]) == 0
+    assert main(["test", *yacht_fit(*QUIET_RUN), "--ckpt_path", str(last)]) == 0
     out = tmp_path / "pred.csv"
     assert (
-        main(["predict", *yacht_fit(*QUIET), "--ckpt_path", str(last), "--output", str(out)]) == 0
+        main(["predict", *yacht_fit(*QUIET_RUN), "--ckpt_path", str(last), "--output", str(out)])
+        == 0
     )
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["loc", "scale", "mean", "lower_90", "upper_90", "target"]
@@ -70,13 +69,13 @@ def test_fit_test_predict_round_trip(tmp_path, monkeypatch, yacht_fit) -> None:
 
 def test_predict_on_a_new_file(tmp_path, monkeypatch, yacht_fit) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["fit", *yacht_fit(*QUIET)]) == 0
+    assert main(["fit", *yacht_fit(*QUIET_RUN)]) == 0
     from softzoo import datasets
 
     frame = datasets.load_frame("yacht").drop(columns=["residuary_resistance"]).head(7)
     frame.to_csv(tmp_path / "new.csv", index=False)
     args = [
-        *yacht_fit(*QUIET),
+        *yacht_fit(*QUIET_RUN),
         "--ckpt_path",
         str(tmp_path / "ckpt/last.ckpt"),
         "--data.init_args.predict_path",
@@ -118,7 +117,7 @@ def test_bad_input_is_one_line_and_exit_2(
     if csv is not None:
         path.write_text(csv)
     args = [
-        *yacht_fit(*QUIET),
+        *yacht_fit(*QUIET_RUN),
         "--data.init_args.dataset",
         "null",
         "--data.init_args.path",
@@ -197,10 +196,34 @@ def test_two_process_ddp_fit_and_test(tmp_path) -> None:
         "false",
         "--checkpoint.dirpath",
         str(tmp_path / "ckpt"),
-        *QUIET,
+        *QUIET_RUN,
     ]
     fit = _softzoo("fit", *args, cwd=tmp_path)
     assert fit.returncode == 0, fit.stderr[-3000:]
     test = _softzoo("test", *args, "--ckpt_path", str(tmp_path / "ckpt/last.ckpt"), cwd=tmp_path)
     assert test.returncode == 0, test.stderr[-3000:]
     assert "test_nll" in test.stdout and "test_picp_90" in test.stdout
+
+
+def test_default_root_dir_holds_the_whole_run(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("a,y\n" + "".join(f"{i},{i + 1}\n" for i in range(30)))
+    args = [
+        "fit",
+        "--data",
+        "TabularDataModule",
+        "--data.path",
+        "d.csv",
+        "--data.target",
+        "y",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.default_root_dir",
+        "out",
+        *QUIET_RUN,
+    ]
+    assert main(args) == 0
+    assert (tmp_path / "out/runs/csv/version_0/checkpoints/last.ckpt").is_file()
+    assert (tmp_path / "out/runs/csv/version_0/config.yaml").is_file()
+    assert (tmp_path / "out/runs/tensorboard").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "out"]

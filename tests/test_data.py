@@ -286,10 +286,14 @@ def test_bad_module_arguments(tmp_path) -> None:
         read_table(tmp_path / "x.xlsx")
 
 
-def test_batch_larger_than_training_rows(table) -> None:
+def test_a_batch_larger_than_the_training_rows_is_one_short_batch(table, capsys) -> None:
     dm = TabularDataModule(path=str(table[0]), target="price", features=NUMERIC, batch_size=64)
-    with pytest.raises(ValueError, match="batch_size 64 is larger than the 7 training rows"):
-        dm.train_dataloader()
+    batches = [b for step in dm.train_dataloader() for b in step]
+    assert [len(y) for _, y in batches] == [7]
+    assert capsys.readouterr().err == (
+        "softzoo: batch_size 64 is larger than the 7 training rows per process: each epoch "
+        "is one batch of 7 rows\n"
+    )
 
 
 def test_predict_file_needs_the_feature_columns(table, tmp_path) -> None:

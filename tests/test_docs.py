@@ -17,11 +17,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import ROOT
 
 from softzoo.cli import COMMANDS, LIGHTNING_COMMANDS, main
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "export/README.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -120,3 +121,33 @@ def test_every_block_runs_as_written(tmp_path: Path) -> None:
             assert result.returncode == 0, (
                 f"{_name(page)} block failed:\n{code}\n--- stderr ---\n{result.stderr[-3000:]}"
             )
+
+
+def _numbers(line: str) -> list[float]:
+    return [float(x) for x in re.findall(r"-?\d+\.\d+(?:e[-+]?\d+)?", line)]
+
+
+def test_the_readme_demo_output_is_what_the_demo_prints(tmp_path) -> None:
+    block = next(code for code in _blocks(ROOT / "README.md", "") if "held-out test split" in code)
+    result = subprocess.run(
+        [sys.executable, "-m", "softzoo.demo", "--root", str(tmp_path / "demo")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = result.stdout.replace(str(tmp_path / "demo"), "runs/demo").splitlines()
+    for line in block.strip().splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("parity cpu:"):  # the last digits of the errors differ by host
+            assert any(p.startswith(line.split(";")[0]) for p in printed), line
+            continue
+        label = re.sub(r"\s+-?\d[\d.e+-]*$", "", line)
+        match = next((p for p in printed if p.startswith(label)), None)
+        assert match is not None, f"the demo no longer prints {line!r}"
+        np.testing.assert_allclose(_numbers(match), _numbers(line), rtol=0.02)
+    # and nothing of Lightning's that softzoo does not mean to say
+    for noise in ("💡 Tip", "dirpath has changed", "LeafSpec"):
+        assert noise not in result.stdout + result.stderr

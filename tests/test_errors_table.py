@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
 import softzoo
 from softzoo.cli import main
 from softzoo.models import SoftRegressor
 
-ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs/errors.md").read_text()
 FIT = [
     "fit",
@@ -91,7 +91,6 @@ CLI_ROWS = {
     "beta <= 0": _csv("d.csv", "y", "--model.softplus_beta", "0"),
     "threshold out of range": _csv("d.csv", "y", "--model.softplus_threshold", "100"),
     "floor <= 0": _csv("d.csv", "y", "--model.floor", "0"),
-    "batch size larger than the data": _csv("small.csv", "y", "--data.init_args.batch_size", "64"),
     "Trainer gradient clipping": _csv("d.csv", "y", "--trainer.gradient_clip_val", "1"),
     "gradient accumulation": _csv("d.csv", "y", "--trainer.accumulate_grad_batches", "2"),
     "unknown model name": ["zoo", "info", "concrete-gausian-softplus"],
@@ -128,6 +127,7 @@ CLI_ROWS = {
         "rep",
     ],
     "report output is a file": ["report", "--ckpt_path", "good.ckpt", "--output", "d.csv"],
+    "empty checkpoint path": ["report", "--ckpt_path", "", "--output", "rep"],
     "test with another model's checkpoint": [
         "test",
         *_csv("d.csv")[1:],

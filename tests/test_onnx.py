@@ -9,6 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import ROOT
 from torch import nn
 
 from softzoo.cli import main
@@ -16,7 +17,6 @@ from softzoo.families import get_family, list_families
 from softzoo.models import SoftRegressor
 from softzoo.onnx import check_parity, export, parity_inputs, read_metadata, session
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = torch.finfo(torch.float32).tiny
 
 
@@ -350,3 +350,26 @@ def test_cuda_parity_without_tf32(tmp_path) -> None:
             model, export(model, tmp_path / f"{family}.onnx"), providers=("cpu", "cuda")
         )
         assert report.passed, report.to_json()
+
+
+@pytest.mark.parametrize("norm", [None, "layer", "batch"])
+def test_parity_rows_reach_the_softplus_threshold_behind_a_norm_layer(norm) -> None:
+    from softzoo.onnx.parity import _threshold_rows
+
+    torch.manual_seed(1)
+    # a layer norm bounds each unit below sqrt(width - 1): 1.5 is reachable along the
+    # gradient ray for some units, 20 for none (then there is no such row to test)
+    model = SoftRegressor(4, hidden=[6, 5], norm=norm, softplus_threshold=1.5).eval()
+    rows = _threshold_rows(model)
+    assert len(rows) == 6 if norm != "layer" else 1 <= len(rows) <= 6
+    pre = model.body.double().pre_activation(torch.tensor(np.stack(rows))).detach().numpy()
+    model.body.float()
+    assert np.isclose(pre, 1.5, rtol=1e-9, atol=0).any(axis=1).all()
+
+
+def test_metadata_and_parity_of_a_model_with_layer_norm(tmp_path) -> None:
+    model = SoftRegressor(4, hidden=[6, 5], norm="layer", activation=["softplus", "relu"])
+    path = export(model, tmp_path / "m.onnx")
+    layers = json.loads(read_metadata(path)["activations"])
+    assert layers == [{"name": "softplus", "beta": 1.0, "threshold": 20.0}, {"name": "relu"}]
+    assert check_parity(model, path, n_random=16).passed

@@ -5,21 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import make_quiet_trainer
 
 from softzoo.data import SyntheticDataModule, TabularDataModule, true_scale
 from softzoo.families import get_family, list_families
 from softzoo.models import SoftRegressor
-
-
-def _trainer(**kwargs) -> pl.Trainer:
-    settings = {
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "max_epochs": 2,
-    }
-    return pl.Trainer(**{**settings, **kwargs})
 
 
 def _family_csv(tmp_path, family: str) -> str:
@@ -47,7 +37,7 @@ def test_every_family_trains_tests_and_predicts(tmp_path, family: str) -> None:
         activation=["relu", "softplus"],
         feature_names=dm.feature_names,
     )
-    trainer = _trainer()
+    trainer = make_quiet_trainer(max_epochs=2)
     trainer.fit(model, dm)
     result = trainer.test(model, dm, verbose=False)[0]
     assert all(np.isfinite(v) for v in result.values())
@@ -138,20 +128,20 @@ def test_non_positive_target_fails_before_training(tmp_path) -> None:
         ValueError,
         match=r"family 'gamma' needs y > 0, but the train target has 5 value\(s\) outside \(first: -1.0 at index 0\)",
     ):
-        _trainer().fit(model, dm)
+        make_quiet_trainer(max_epochs=2).fit(model, dm)
     assert not bool(model.scaling_fitted)
 
 
 def test_feature_count_mismatch_with_the_data() -> None:
     model = SoftRegressor(3, hidden=[4])
     with pytest.raises(ValueError, match="the model expects 3 features, the data has 1"):
-        _trainer().fit(model, SyntheticDataModule(n=100))
+        make_quiet_trainer(max_epochs=2).fit(model, SyntheticDataModule(n=100))
 
 
 def test_checkpoint_round_trip_is_bit_identical(tmp_path) -> None:
     dm = SyntheticDataModule(n=300, n_features=2)
     model = SoftRegressor(2, hidden=[8], feature_names=dm.feature_names)
-    trainer = _trainer(default_root_dir=tmp_path, enable_checkpointing=True, max_epochs=1)
+    trainer = make_quiet_trainer(default_root_dir=tmp_path, enable_checkpointing=True, max_epochs=1)
     trainer.fit(model, dm)
     path = tmp_path / "m.ckpt"
     trainer.save_checkpoint(path)
@@ -171,7 +161,7 @@ def test_recovers_heteroscedastic_sigma_and_calibrated_intervals() -> None:
     pl.seed_everything(0)
     dm = SyntheticDataModule(n=6000, seed=0, batch_size=128)
     model = SoftRegressor(1, family="gaussian", hidden=[64, 64], lr=3e-3)
-    trainer = _trainer(max_epochs=60)
+    trainer = make_quiet_trainer(max_epochs=60)
     trainer.fit(model, dm)
     picp = trainer.test(model, dm, verbose=False)[0]["test_picp_90"]
     x, _ = dm.tensors("test")
@@ -187,7 +177,7 @@ def _fit_weights(batches_per_step: int, **model_options) -> tuple[dict, pl.Train
     dm = SyntheticDataModule(n=2000, n_features=2, batch_size=32, batches_per_step=batches_per_step)
     torch.manual_seed(0)
     model = SoftRegressor(2, hidden=[8], **{"lr": 1e-2, **model_options})
-    trainer = _trainer(max_epochs=3, num_sanity_val_steps=0)
+    trainer = make_quiet_trainer(max_epochs=3, num_sanity_val_steps=0)
     trainer.fit(model, dm)
     return {k: v.clone() for k, v in model.state_dict().items()}, trainer
 
@@ -213,7 +203,7 @@ def test_cosine_schedule_spans_the_optimiser_steps_of_grouped_batches() -> None:
 def test_max_steps_counts_optimiser_steps_inside_a_group() -> None:
     dm = SyntheticDataModule(n=2000, n_features=2, batch_size=32, batches_per_step=16)
     model = SoftRegressor(2, hidden=[8], scheduler=None)
-    trainer = _trainer(max_epochs=5, max_steps=21, num_sanity_val_steps=0)
+    trainer = make_quiet_trainer(max_epochs=5, max_steps=21, num_sanity_val_steps=0)
     trainer.fit(model, dm)
     assert trainer.global_step == 21
 

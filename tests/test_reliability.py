@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
-from softzoo.cli import main
+from softzoo.cli import QUIET_RUN, main
 from softzoo.data import TabularDataModule
 from softzoo.models import load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 CONFIG = ["--config", str(ROOT / "configs/examples/gaussian.yaml")]
 
 
@@ -33,7 +32,7 @@ def _test_metrics(checkpoint: Path, dataset: str) -> dict[str, float]:
 
 def test_ckpt_path_last_with_nothing_to_resume_is_an_error(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    code = main(["fit", *CONFIG, "--trainer.max_epochs", "1", *QUIET, "--ckpt_path", "last"])
+    code = main(["fit", *CONFIG, "--trainer.max_epochs", "1", *QUIET_RUN, "--ckpt_path", "last"])
     assert code == 2
     err = capsys.readouterr().err
     assert "--ckpt_path last: no last.ckpt under runs/csv/version_*/checkpoints" in err
@@ -51,7 +50,7 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path) -> 
         "16",
         "--trainer.max_epochs",
         "5",
-        *QUIET,
+        *QUIET_RUN,
     ]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     whole.mkdir(), killed.mkdir()
@@ -147,7 +146,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
             str(folder / "logs"),
             "--checkpoint.dirpath",
             str(folder / "ckpt"),
-            *QUIET,
+            *QUIET_RUN,
             *extra,
         ]
         for command in (["fit"], ["test", "--ckpt_path", str(folder / "ckpt/last.ckpt")]):

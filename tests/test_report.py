@@ -10,16 +10,14 @@ from matplotlib.image import imread
 
 import softzoo
 from softzoo.callbacks import CalibrationPlot
-from softzoo.cli import main
+from softzoo.cli import QUIET_RUN, main
 from softzoo.data import SyntheticDataModule, TabularDataModule
 from softzoo.families import get_family, list_families
 from softzoo.models import SoftRegressor
 from softzoo.report import RELIABILITY_LEVELS, ReportData, reliability_curve, write_report
 from softzoo.report.cli import data_module_from_config
 
-ROOT = Path(__file__).resolve().parents[1]
 PLOTS = ["mean_vs_actual", "pit", "reliability", "width_vs_prediction"]
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
 def _gaussian_sample(scale_factor: float, n: int = 20000) -> ReportData:
@@ -91,7 +89,7 @@ def test_cli_report_on_a_zoo_model_reproduces_its_card(tmp_path: Path, capsys) -
     assert main(["report", "--model", name, "--output", str(tmp_path)]) == 0
     assert f"wrote {tmp_path / 'report.md'}" in capsys.readouterr().out
     text = (tmp_path / "report.md").read_text()
-    card = softzoo.get_model_weights(name).meta["metrics"]
+    card = softzoo.get_model_weights(name).card.metrics
     assert f"| NLL (nats per row) | {card['nll']:.6g} |" in text
     assert "test split of the data recorded in zoo model 'energy-gamma-softplus'" in text
     assert sorted(p.stem for p in tmp_path.glob("*.png")) == PLOTS
@@ -101,7 +99,7 @@ def test_cli_report_on_a_fresh_checkpoint_its_splits_and_a_file(
     tmp_path, monkeypatch, yacht_fit
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["fit", *yacht_fit(*QUIET)]) == 0
+    assert main(["fit", *yacht_fit(*QUIET_RUN)]) == 0
     ckpt = tmp_path / "ckpt" / "last.ckpt"
     assert main(["report", "--ckpt_path", str(ckpt), "--output", "rep"]) == 0
     assert "62 rows" in (tmp_path / "rep/report.md").read_text()  # 20 % of yacht's 308

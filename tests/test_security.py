@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import ROOT
 
 import softzoo
 from softzoo._io import WriteError, atomic_write
@@ -29,7 +30,6 @@ from softzoo.onnx import check_parity, export, export_certified, read_metadata
 from softzoo.zoo import file_sha256, load_weights, save_weights
 from softzoo.zoo.weights import fetch
 
-ROOT = Path(__file__).resolve().parents[1]
 PREDICT = ROOT / "export/predict.py"
 TABLE = "a,b,y\n" + "".join(f"{i},{i % 3},{i + 1}\n" for i in range(40))
 

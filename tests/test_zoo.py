@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import safetensors
 import torch
+from conftest import ROOT
 
 import softzoo
 from softzoo.cli import main
@@ -15,23 +16,22 @@ from softzoo.data import TabularDataModule
 from softzoo.families import list_families
 from softzoo.onnx import check_parity
 from softzoo.zoo import file_sha256, get_model_weights, load_weights
-from softzoo.zoo.cards import zoo_table
+from softzoo.zoo.cards import ModelCard, zoo_table
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = softzoo.list_models()
 
 
-def _card(name: str) -> dict:
-    return dict(get_model_weights(name).meta)
+def _card(name: str) -> ModelCard:
+    return get_model_weights(name).card
 
 
 def test_the_zoo_covers_every_family_and_both_activations() -> None:
     assert len(MODELS) >= 12 and sorted(MODELS) == MODELS
     cards = [_card(n) for n in MODELS]
-    assert {c["family"] for c in cards} == set(list_families())
-    assert {c["activation"] for c in cards} >= {"softplus", "relu"}
+    assert {c.family for c in cards} == set(list_families())
+    assert {c.activation for c in cards} >= {"softplus", "relu"}
     assert any(
-        c["dataset"] == "randhie" and c["family"] in ("poisson", "negative_binomial") for c in cards
+        c.dataset == "randhie" and c.family in ("poisson", "negative_binomial") for c in cards
     )
 
 
@@ -60,39 +60,67 @@ def test_pretrained_model_reproduces_its_card_on_its_test_split(name: str) -> No
     card = _card(name)
     model = softzoo.get_model(name, weights="DEFAULT")
     assert not model.training and bool(model.scaling_fitted)
-    data = TabularDataModule(**{k: v for k, v in card_data(card).items()})
+    data = TabularDataModule(**card.recipe_config["data"]["init_args"])
     metrics = model.evaluate(*data.tensors("test"))
-    key = "nll" if "nll" in card["metrics"] else "rmse"
-    assert abs(metrics[key] - card["metrics"][key]) <= 1e-4, (metrics[key], card["metrics"][key])
-    meta = get_model_weights(name).meta
-    for field in (
-        "dataset",
-        "family",
-        "activation",
-        "metrics",
-        "recipe",
-        "num_params",
-        "license",
-        "sha256",
-        "file_size",
-    ):
-        assert field in meta
-    assert meta["num_params"] == sum(p.numel() for p in model.parameters())
-    assert meta["file_size"] == get_model_weights(name).file.stat().st_size
+    key = "nll" if "nll" in card.metrics else "rmse"
+    assert abs(metrics[key] - card.metrics[key]) <= 1e-4, (metrics[key], card.metrics[key])
+    assert card.num_params == sum(p.numel() for p in model.parameters())
+    assert card.file_size == get_model_weights(name).file.stat().st_size
+    assert card.sha256 == file_sha256(get_model_weights(name).file)
+    assert ModelCard.from_dict(card.to_dict()) == card
 
 
-def card_data(card: dict) -> dict:
-    import yaml
-
-    return yaml.safe_load(card["recipe_yaml"])["data"]["init_args"]
-
-
-def test_weights_entries_are_immutable() -> None:
+def test_weights_entries_and_cards_are_immutable() -> None:
     entry = get_model_weights(MODELS[0])
     with pytest.raises(TypeError):
-        entry.meta["sha256"] = "0" * 64
+        entry.card.metrics["nll"] = 0.0
     with pytest.raises(AttributeError):
         entry.sha256 = "0" * 64
+    with pytest.raises(AttributeError):
+        entry.card.family = "gamma"
+
+
+def test_a_card_with_unknown_or_missing_keys_is_one_error() -> None:
+    data = _card(MODELS[0]).to_dict()
+    with pytest.raises(ValueError, match=r"unknown keys \['colour'\], missing keys \['sha256'\]"):
+        ModelCard.from_dict({**{k: v for k, v in data.items() if k != "sha256"}, "colour": 1})
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"activation": "relu"}, "activation: trained ['softplus', 'softplus'], requested ['relu'"),
+        ({"softplus_beta": 2.0}, "softplus_beta: trained 1.0, requested 2.0"),
+        ({"softplus_threshold": 10.0}, "softplus_threshold: trained 20.0, requested 10.0"),
+        ({"floor": 1e-3}, "floor: trained 1e-06, requested 0.001"),
+        ({"norm": "layer"}, "norm: trained None, requested 'layer'"),
+        ({"dropout": 0.1}, "dropout: trained 0.0, requested 0.1"),
+        ({"family": "lognormal"}, "family: trained 'gaussian', requested 'lognormal'"),
+        ({"feature_names": list("abcdefgh")}, "feature_names: trained ['cement'"),
+    ],
+)
+def test_pretrained_weights_refuse_a_model_they_were_not_trained_for(override, message) -> None:
+    with pytest.raises(ValueError) as err:
+        softzoo.get_model("concrete-gaussian-softplus", weights="DEFAULT", **override)
+    assert "zoo model 'concrete-gaussian-softplus' was trained for a different model" in str(
+        err.value
+    )
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"lr": 1e-4},
+        {"interval_level": 0.8},
+        {"family_options": {"beta_nll": 0.5}},
+    ],
+)
+def test_training_settings_combine_with_pretrained_weights(override) -> None:
+    model = softzoo.get_model("concrete-gaussian-softplus", weights="DEFAULT", **override)
+    reference = softzoo.get_model("concrete-gaussian-softplus", weights="DEFAULT")
+    x = torch.randn(5, 8)
+    torch.testing.assert_close(model(x), reference(x))
 
 
 def test_weights_are_safetensors_not_pickle() -> None:
@@ -202,7 +230,7 @@ def test_docs_zoo_table_is_current() -> None:
 def test_recipes_and_cards_agree() -> None:
     for name in MODELS:
         recipe = ROOT / "configs/zoo" / f"{name}.yaml"
-        assert recipe.read_text() == _card(name)["recipe_yaml"]
+        assert recipe.read_text() == _card(name).recipe_yaml
 
 
 def test_export_kit_holds_every_zoo_model_with_parity() -> None:

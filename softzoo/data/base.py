@@ -3,6 +3,7 @@ served by :class:`~softzoo.data.loader.InMemoryBatchLoader`."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -155,15 +156,24 @@ class ArrayDataModule(pl.LightningDataModule):
         x, y = self.tensors("train")
         shard = self._shard()
         rows = len(y) // shard.get("world_size", 1)
-        if self.batch_size > rows:
+        if rows == 0:
             raise ValueError(
-                f"batch_size {self.batch_size} is larger than the {rows} training rows per "
-                "process: lower --data.batch_size"
+                f"the training split has {len(y)} row(s), fewer than the "
+                f"{shard.get('world_size', 1)} processes: train on more rows or fewer devices"
+            )
+        batch_size = min(self.batch_size, rows)
+        if batch_size < self.batch_size and (not self.trainer or self.trainer.is_global_zero):
+            # as a DataLoader does: the rows there are make one short batch
+            print(
+                f"softzoo: batch_size {self.batch_size} is larger than the {rows} training rows "
+                f"per process: each epoch is one batch of {rows} rows",
+                file=sys.stderr,
+                flush=True,
             )
         return InMemoryBatchLoader(
             x,
             y,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             shuffle=True,
             seed=self.seed,
             batches_per_step=self.batches_per_step,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from softzoo import datasets
+from softzoo._names import did_you_mean
 from softzoo.data.base import SPLITS, ArrayDataModule, TabularArrays, check_finite
 from softzoo.data.loader import InMemoryBatchLoader
 
@@ -149,10 +149,8 @@ def _require_columns(frame: pd.DataFrame, names: list[str], role: str, source: s
     columns = [str(c) for c in frame.columns]
     for name in names:
         if name not in frame.columns:
-            close = difflib.get_close_matches(str(name), columns, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
-                f"{role} column {name!r} not found in {source}.{hint} "
+                f"{role} column {name!r} not found in {source}.{did_you_mean(name, columns)} "
                 f"Its columns are: {', '.join(columns)}"
             )
 

@@ -17,8 +17,8 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from softzoo._names import unknown_name_error
 from softzoo.datasets._catalog import CATALOG, DatasetInfo
-from softzoo.nn.activations import unknown_name_error
 
 __all__ = ["Dataset", "DatasetInfo", "info", "list_datasets", "load", "load_frame"]
 

@@ -17,6 +17,8 @@ class DatasetInfo:
     description: str
     source: str
     excluded: tuple[str, ...] = ()
+    #: the target's unit, where it has one ("MPa"); printed beside its metrics
+    unit: str | None = None
 
     @property
     def file(self) -> str:
@@ -49,6 +51,7 @@ CATALOG: dict[str, DatasetInfo] = {
             "Compressive strength (MPa, > 0) of 1030 concrete mixtures from their ingredients "
             "(kg/m³) and age (Yeh, 1998).",
             f"Concrete Compressive Strength, {_UCI}",
+            unit="MPa",
         ),
         DatasetInfo(
             "energy",
@@ -67,6 +70,7 @@ CATALOG: dict[str, DatasetInfo] = {
             "Heating load (kWh/m², > 0) of 768 simulated buildings from their shape "
             "(Tsanas & Xifara, 2012).",
             f"Energy Efficiency, {_UCI}",
+            unit="kWh/m²",
         ),
         DatasetInfo(
             "kin8nm",
@@ -128,6 +132,7 @@ CATALOG: dict[str, DatasetInfo] = {
             "Net hourly electrical output (MW, > 0) of a combined-cycle power plant from "
             "ambient conditions, 9568 rows (Tüfekci, 2014).",
             f"Combined Cycle Power Plant, {_UCI}",
+            unit="MW",
         ),
         DatasetInfo(
             "protein-tertiary-structure",
@@ -136,6 +141,7 @@ CATALOG: dict[str, DatasetInfo] = {
             "RMSD (Å, >= 0) of protein structure decoys from nine physico-chemical features "
             "F1-F9, 45730 rows (Rana, 2013).",
             f"Physicochemical Properties of Protein Tertiary Structure, {_UCI}",
+            unit="Å",
         ),
         DatasetInfo(
             "wine-quality-red",
@@ -177,6 +183,7 @@ CATALOG: dict[str, DatasetInfo] = {
             "sd 4.5: over-dispersed) of 20190 person-years of the RAND Health Insurance "
             "Experiment, from insurance plan and health status (Cameron & Trivedi, 2005).",
             "RAND Health Insurance Experiment, public domain (as distributed by statsmodels)",
+            unit="visits",
         ),
         DatasetInfo(
             "yacht",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from softzoo._names import unknown_name_error
 from softzoo.families.base import Family
-from softzoo.nn.activations import unknown_name_error
 
 __all__ = ["get_family", "list_families", "register_family"]
 

@@ -13,7 +13,6 @@ Example:
 from softzoo.metrics.calibration import CalibrationError, calibration_error, pit_histogram
 from softzoo.metrics.crps import CRPS, crps
 from softzoo.metrics.interval import (
-    LEVELS,
     IntervalCoverage,
     IntervalScore,
     IntervalWidth,
@@ -25,7 +24,6 @@ from softzoo.metrics.nll import NegativeLogLikelihood, negative_log_likelihood
 
 __all__ = [
     "CRPS",
-    "LEVELS",
     "CalibrationError",
     "IntervalCoverage",
     "IntervalScore",

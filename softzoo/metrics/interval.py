@@ -11,7 +11,6 @@ from softzoo.families import Family, Params
 from softzoo.metrics._base import MeanScoreMetric, Score, mean_score
 
 __all__ = [
-    "LEVELS",
     "IntervalCoverage",
     "IntervalScore",
     "IntervalWidth",
@@ -19,9 +18,6 @@ __all__ = [
     "interval_score",
     "interval_width",
 ]
-
-#: The nominal levels softzoo reports.
-LEVELS = (0.5, 0.8, 0.9, 0.95)
 
 
 def _covered(family: Family, params: Params, target: Tensor, level: float) -> Tensor:

@@ -356,9 +356,10 @@ def _flat_target_message(model: SoftRegressor, param: str, value: float, y: Tens
 
 #: The constructor arguments that define the function a trained SoftRegressor computes:
 #: its graph and what its weights mean. Weights and checkpoints refuse a model that differs
-#: in any of them. The other arguments (optimiser, lr, schedule, dropout rate, interval
-#: level, target name, and family options that only change the loss, such as
-#: ``beta_nll``) may change when fine-tuning or testing.
+#: in any of them. ``dropout`` counts only as present or absent (dropout layers change the
+#: layout of the weights; their rate does not). The other arguments (optimiser, lr,
+#: schedule, interval level, target name, and family options that only change the loss,
+#: such as ``beta_nll``) may change when fine-tuning or testing.
 ARCHITECTURE_KEYS = (
     "in_features",
     "feature_names",
@@ -367,6 +368,7 @@ ARCHITECTURE_KEYS = (
     "softplus_beta",
     "softplus_threshold",
     "norm",
+    "dropout",
     "family",
     "family_options",
     "floor",
@@ -403,6 +405,7 @@ def architecture(hparams: Mapping[str, Any]) -> dict[str, Any]:
         "softplus_beta": float(hp["softplus_beta"]) if uses_softplus else None,
         "softplus_threshold": float(hp["softplus_threshold"]) if uses_softplus else None,
         "norm": hp["norm"],
+        "dropout": float(hp["dropout"]),
         "family": family.name,
         "family_options": family.defining_options(),
         "floor": float(hp["floor"]),
@@ -420,6 +423,8 @@ def architecture_mismatches(trained: Mapping[str, Any], requested: Mapping[str, 
 def _differs(key: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     if key.startswith("softplus_") and None in (a[key], b[key]):
         return False  # one side has no softplus layer: its activation already differs
+    if key == "dropout":
+        return (a[key] > 0) != (b[key] > 0)
     return a[key] != b[key]
 
 
@@ -440,6 +445,8 @@ def check_checkpoint(path: str | Path) -> dict:
     """Read a Lightning checkpoint with ``weights_only=True`` (no pickled code runs) and
     return it, or raise one clear ``ValueError``: missing file, not a checkpoint, or a
     checkpoint of another kind of model."""
+    if not str(path).strip():
+        raise ValueError("the checkpoint path is empty: give the path of a checkpoint file (.ckpt)")
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")

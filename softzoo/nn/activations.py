@@ -11,12 +11,13 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+
+from softzoo._names import unknown_name_error
 
 __all__ = [
     "ACTIVATIONS",
@@ -61,13 +62,6 @@ ACTIVATIONS: dict[str, Callable[..., nn.Module]] = {
 def list_activations() -> list[str]:
     """Sorted names accepted by :func:`make_activation`."""
     return sorted(ACTIVATIONS)
-
-
-def unknown_name_error(kind: str, name: object, valid: list[str]) -> ValueError:
-    """A ValueError for an unknown ``name``, listing the valid ones and the closest match."""
-    close = difflib.get_close_matches(str(name), valid, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"unknown {kind} {name!r}.{hint} Choose one of: {', '.join(valid)}")
 
 
 def make_activation(name: str, **kwargs: float) -> nn.Module:

@@ -74,6 +74,17 @@ class MLP(nn.Module):
         """The activation module of each hidden layer, in order (for monitors and hooks)."""
         return [self.net[i] for i in self._activation_positions]
 
+    def pre_activation(self, x: Tensor, layer: int = 0) -> Tensor:
+        """The input of hidden layer ``layer``'s activation (after its linear map and norm).
+
+        Example:
+            >>> import torch
+            >>> mlp = MLP(3, hidden=[4], norm="layer")
+            >>> mlp.pre_activation(torch.zeros(2, 3)).shape
+            torch.Size([2, 4])
+        """
+        return self.net[: self._activation_positions[layer]](x)
+
     @staticmethod
     def _per_layer(activation: str | Sequence[str], n_layers: int) -> list[str]:
         if isinstance(activation, str):

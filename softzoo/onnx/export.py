@@ -24,13 +24,12 @@ INPUT_NAME = "features"
 
 
 def _activations(module: nn.Module) -> list[dict[str, Any]]:
-    layers = []
-    for layer in module.body.net:
-        if isinstance(layer, nn.Softplus):
-            layers.append({"name": "softplus", "beta": layer.beta, "threshold": layer.threshold})
-        elif not isinstance(layer, (nn.Linear, nn.Dropout, nn.LayerNorm, nn.BatchNorm1d)):
-            layers.append({"name": type(layer).__name__.lower()})
-    return layers
+    return [
+        {"name": "softplus", "beta": layer.beta, "threshold": layer.threshold}
+        if isinstance(layer, nn.Softplus)
+        else {"name": type(layer).__name__.lower()}
+        for layer in module.body.activation_layers
+    ]
 
 
 def module_metadata(module: nn.Module, model_name: str | None = None) -> dict[str, str]:

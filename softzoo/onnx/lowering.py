@@ -1,8 +1,8 @@
 """Softplus as a faster ONNX graph with PyTorch's exact semantics.
 
-onnxruntime's CPU ``Softplus`` kernel costs ~25 ns per element here (~13 ns on the
-machines of DESIGN.md), several times ``Exp`` + ``Log``, and it is less precise than torch
-(1e-4 relative). The ``"exact"`` lowering computes, with z = beta·x,
+onnxruntime's CPU ``Softplus`` kernel costs ~13-25 ns per element (measured on two hosts;
+see benchmarks/onnx_latency.py), several times ``Exp`` + ``Log``, and it is less precise
+than torch (1e-4 relative). The ``"exact"`` lowering computes, with z = beta·x,
 
     softplus(x) = (relu(z) + log1p(exp(-|z|))) / beta,   and x itself where z > threshold,
 

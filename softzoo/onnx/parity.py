@@ -11,6 +11,7 @@ finite and above its lower bound in both runtimes.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -186,20 +187,48 @@ def metadata_mismatches(module: nn.Module, onnx_path: str | Path) -> list[str]:
     return problems
 
 
-def _threshold_rows(module: nn.Module) -> list[np.ndarray]:
-    """Standardised rows z that put first-layer softplus units exactly at beta·x = threshold."""
-    layers = list(module.body.net)
-    if len(layers) < 2 or not isinstance(layers[1], nn.Softplus):
+def _threshold_rows(module: nn.Module, units: int = 8) -> list[np.ndarray]:
+    """Standardised rows z that put first-layer softplus units at beta·x = threshold: for
+    each of the first ``units`` units, bisection (float64) along the direction that raises
+    its pre-activation, so that a norm layer before the activation is handled too."""
+    body = module.body
+    if not body.activation_layers or not isinstance(body.activation_layers[0], nn.Softplus):
         return []
-    linear, act = layers[0], layers[1]
-    weight, bias = linear.weight.detach().double(), linear.bias.detach().double()
+    act = body.activation_layers[0]
+    body64 = copy.deepcopy(body).double().eval()
     rows = []
-    for j in range(min(8, weight.shape[0])):
-        target = act.threshold / act.beta
-        norm = float(weight[j] @ weight[j])
-        if norm > 0:
-            rows.append((weight[j] * (target - bias[j]) / norm).numpy())
+    target = act.threshold / act.beta
+    for j in range(min(units, body.net[0].out_features)):
+        row = _root_along_gradient(
+            lambda z, j=j: body64.pre_activation(z)[:, j], module.in_features, target
+        )
+        if row is not None:
+            rows.append(row)
     return rows
+
+
+def _root_along_gradient(f, d: int, target: float) -> np.ndarray | None:
+    """A z on the ray from 0 along ∇f(0) with f(z) = target (None if there is none)."""
+    z = torch.zeros(1, d, dtype=torch.float64, requires_grad=True)
+    f(z).sum().backward()
+    norm = float(z.grad.norm())
+    if norm == 0:
+        return None
+    direction = z.grad[0] / norm
+
+    def gap(t: float) -> float:
+        with torch.no_grad():
+            return float(f((t * direction)[None])[0]) - target
+
+    lo, hi = 0.0, 1.0
+    while gap(hi) * gap(lo) > 0:
+        lo, hi = hi, hi * 2
+        if hi > 1e8:
+            return None
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if gap(mid) * gap(lo) > 0 else (lo, mid)
+    return (hi * direction).numpy()
 
 
 def _head_negative_rows(module: nn.Module) -> list[np.ndarray]:

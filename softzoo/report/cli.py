@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import yaml
-
 from softzoo.data import ArrayDataModule, TabularDataModule, data_module_class
 from softzoo.models import SoftRegressor, check_checkpoint, load_checkpoint
 from softzoo.report.plots import prepare_output, write_report
@@ -32,15 +30,14 @@ def data_module_from_config(config: dict[str, Any]) -> ArrayDataModule:
 
 def _recorded_data(args: argparse.Namespace) -> tuple[ArrayDataModule, str]:
     """The data module the model was trained with: from the checkpoint or the zoo recipe."""
-    if args.ckpt_path:
+    if args.ckpt_path is not None:
         config = check_checkpoint(args.ckpt_path).get("datamodule_hyper_parameters")
         where = f"checkpoint {args.ckpt_path!r}"
     else:
         from softzoo.zoo import get_model_weights
 
         weights = get_model_weights(args.model)
-        recipe = yaml.safe_load(weights.meta["recipe_yaml"]) if weights else {}
-        config = recipe.get("data")
+        config = weights.card.recipe_config.get("data") if weights and weights.card else None
         where = f"zoo model {args.model!r}"
     if not config:
         raise ValueError(
@@ -72,7 +69,7 @@ def _rows(args: argparse.Namespace, model: SoftRegressor) -> tuple[Any, Any, str
 
 
 def _model(args: argparse.Namespace) -> tuple[SoftRegressor, str]:
-    if args.ckpt_path:
+    if args.ckpt_path is not None:
         return load_checkpoint(args.ckpt_path), str(args.ckpt_path)
     from softzoo.zoo import get_model
 

@@ -12,16 +12,16 @@ import fnmatch
 import inspect
 import json
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
+from softzoo._names import unknown_name_error
 from softzoo.models import SoftRegressor, check_architecture
-from softzoo.nn.activations import unknown_name_error
+from softzoo.zoo.cards import ModelCard
 from softzoo.zoo.weights import fetch, load_weights
 
 __all__ = [
@@ -41,15 +41,13 @@ Builder = Callable[..., SoftRegressor]
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """Pretrained weights: a safetensors file, its full sha256, and ``meta`` (data set,
-    family, activation, held-out metrics, recipe, parameter count, license, file size)."""
+    """Pretrained weights: a safetensors file, its full sha256, and the model's
+    :class:`~softzoo.zoo.cards.ModelCard` (data set, family, hyper-parameters, held-out
+    metrics and their seed spread, recipe, license), which third-party weights may omit."""
 
     file: Path
     sha256: str
-    meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+    card: ModelCard | None = None
 
 
 @dataclass(frozen=True)
@@ -101,17 +99,17 @@ def _card_builder(hparams: dict[str, Any]) -> Builder:
 
 
 def _register_cards() -> None:
-    cards = resources.files("softzoo.zoo").joinpath("cards")
-    for card_file in sorted(cards.iterdir(), key=lambda p: p.name):
+    zoo = resources.files("softzoo.zoo")
+    for card_file in sorted(zoo.joinpath("cards").iterdir(), key=lambda p: p.name):
         if not card_file.name.endswith(".json"):
             continue
-        card = json.loads(card_file.read_text())
+        card = ModelCard.from_dict(json.loads(card_file.read_text()))
         weights_file = Path(
-            str(resources.files("softzoo.zoo").joinpath("weights", card["weights_file"]))
+            str(resources.files("softzoo.zoo").joinpath("weights", card.weights_file))
         )
-        entry = WeightsEntry(weights_file, card["sha256"], card)
-        register_model(card["name"], weights=entry, family=card["family"], dataset=card["dataset"])(
-            _card_builder(card["model"])
+        entry = WeightsEntry(weights_file, card.sha256, card)
+        register_model(card.name, weights=entry, family=card.family, dataset=card.dataset)(
+            _card_builder(dict(card.model))
         )
 
 
@@ -189,7 +187,8 @@ def load_pretrained(module: SoftRegressor, name: str) -> SoftRegressor:
     weights = get_model_weights(name)
     if weights is None:
         raise ValueError(f"zoo model {name!r} ships no pretrained weights")
-    check_architecture(weights.meta["model"], module.hparams, f"zoo model {name!r}")
+    if weights.card is not None:
+        check_architecture(weights.card.model, module.hparams, f"zoo model {name!r}")
     load_weights(module, weights.file, weights.sha256)
     return module
 

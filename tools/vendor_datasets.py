@@ -1,6 +1,6 @@
 """Rebuild the bundled files (maintainers only).
 
-    python -m softzoo.datasets._vendor ../shared/data/uci   # needs statsmodels for randhie
+    python tools/vendor_datasets.py ../shared/data/uci   # needs statsmodels for randhie
 
 UCI sets: only each folder's ``data.txt`` is read; the split index files are not shipped
 (their license is non-commercial). randhie comes from statsmodels' copy of the public-domain
@@ -19,7 +19,7 @@ import numpy as np
 
 from softzoo.datasets._catalog import CATALOG
 
-FILES = Path(__file__).with_name("files")
+FILES = Path(__file__).resolve().parents[1] / "softzoo/datasets/files"
 
 
 def _source_rows(root: Path, name: str) -> np.ndarray:
