@@ -17,3 +17,31 @@ def write_results(out: str | Path, stem: str, data: dict, markdown: str | None =
     )
     if markdown is not None:
         atomic_write(out / f"{stem}.md", lambda tmp: tmp.write_text(markdown + "\n"))
+
+
+def host_info() -> dict:
+    """What the figures depend on: CPU model, the kernels torch dispatches to, the
+    onnxruntime version and the thread count."""
+    import os
+    import platform
+
+    import onnxruntime
+    import torch
+
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in cpuinfo.read_text().splitlines()
+            if ln.startswith("model name")
+        ]
+        model = names[0] if names else model
+    return {
+        "cpu": model,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }

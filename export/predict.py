@@ -4,15 +4,19 @@
     python export/predict.py MODEL.onnx INPUT.csv -o OUT.csv [--sha256 HEX | --manifest FILE]
                              [--threads 1] [--batch 65536]
 
-The model's metadata names its feature columns; INPUT.csv must have a header with all of
-them (any order; other columns are ignored). Header names follow softzoo's rule: a UTF-8
-byte-order mark is dropped, spaces around names are stripped, an empty or repeated name
-is an error. OUT.csv has one row per input row, one column per distribution parameter
-(in the model's output order) and the predictive mean.
+INPUT.csv is a raw table: it must have a header with every input column the model's
+metadata lists (any order; other columns are ignored). Numeric cells may be empty (the
+model imputes them) unless the model was trained with missing='error'; categorical cells
+are text, empty for a missing one, and a category the model never saw gets its "unseen"
+code. Header names follow softzoo's rule: a UTF-8 byte-order mark is dropped, spaces
+around names are stripped, an empty or repeated name is an error. OUT.csv has one row per
+input row and one column per graph output: the distribution's parameters, the predictive
+mean and, for Gaussian and log-normal models, the central interval ends.
 
 Before use, the file can be verified: ``--sha256`` against a published checksum, or
 ``--manifest export/manifest.json`` against the zoo manifest's entry for the file.
-Python use: ``Predictor("model.onnx").predict(rows)`` with rows of shape (n, n_features).
+Python use: ``Predictor("model.onnx").predict({"species": [...], "bill_length_mm": [...]})``
+(columns by name), or ``.predict(rows)`` with rows (n, n_numeric) for a numeric-only model.
 """
 
 from __future__ import annotations
@@ -25,12 +29,13 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-__all__ = ["FAMILY_PARAMS", "Predictor", "header_names", "main", "read_features", "verify"]
+__all__ = ["FAMILY_PARAMS", "Predictor", "header_names", "main", "read_table", "verify"]
 
 #: The output parameters of each softzoo family, in output order.
 FAMILY_PARAMS = {
@@ -42,22 +47,37 @@ FAMILY_PARAMS = {
     "positive": ["mean"],
     "student_t": ["loc", "scale", "df"],
 }
+#: The cells pandas (and so softzoo's training) reads as missing.
+NA_TOKENS = frozenset(
+    [
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    ]
+)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_TEXT_DTYPES = {"text", "object", "str", "string", "category"}
 
 
 class InputError(ValueError):
     """Bad input, reported as one line."""
-
-
-def _mean(family: str, params: dict[str, np.ndarray]) -> np.ndarray:
-    """The predictive mean in closed form, per family."""
-    if family == "lognormal":
-        return np.exp(params["loc"] + 0.5 * params["scale"] ** 2)
-    if family == "gamma":
-        return params["concentration"] / params["rate"]
-    key = {"poisson": "rate", "negative_binomial": "mean", "positive": "mean"}.get(family, "loc")
-    return params[key]
 
 
 def verify(model: str | Path, sha256: str) -> None:
@@ -96,9 +116,26 @@ def _json_metadata(meta: dict[str, str], key: str, model: str | Path) -> object:
         ) from None
 
 
+def _category(cell: str, source_dtype: str) -> str:
+    """A categorical cell as softzoo's training wrote the category ("" when missing):
+    numbers in a numeric-typed column in their shortest form, booleans as True/False."""
+    text = cell.strip()
+    if text in NA_TOKENS:
+        return ""
+    if source_dtype == "bool" and text.lower() in ("true", "false"):
+        return text.capitalize()
+    if source_dtype not in _TEXT_DTYPES and source_dtype != "bool":
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+    return text
+
+
 class Predictor:
     """An onnxruntime session over a softzoo ONNX file, checked against its metadata: the
-    metadata must parse and agree with the graph (input width, output names) and with its
+    metadata must parse and agree with the graph (inputs, output names) and with its
     family's parameters, else one clear error."""
 
     def __init__(self, model: str | Path, threads: int = 1) -> None:
@@ -116,49 +153,114 @@ class Predictor:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.family: str = meta.get("family", "")
         self.feature_names: list[str] = list(_json_metadata(meta, "feature_names", model))
+        self.columns: list[dict] = list(_json_metadata(meta, "input_columns", model))
+        self.impute = meta.get("missing_policy", "impute") == "impute"
         declared = list(_json_metadata(meta, "param_names", model))
-        self.param_names = [o.name for o in self.session.get_outputs()]
-        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
         self._check(model, declared)
+
+    @property
+    def numeric_names(self) -> list[str]:
+        return [c["name"] for c in self.columns if c["role"] == "numeric"]
 
     def _check(self, model: str | Path, declared: list[str]) -> None:
         problems = []
-        if self.family not in FAMILY_PARAMS:
+        expected = FAMILY_PARAMS.get(self.family)
+        if expected is None:
             problems.append(f"family {self.family!r} is not one of {sorted(FAMILY_PARAMS)}")
-        elif FAMILY_PARAMS[self.family] != self.param_names:
-            problems.append(
-                f"family {self.family!r} has parameters {FAMILY_PARAMS[self.family]}, the "
-                f"graph outputs {self.param_names}"
-            )
-        if declared != self.param_names:
-            problems.append(f"param_names {declared} but the graph outputs {self.param_names}")
-        width = self.session.get_inputs()[0].shape[-1]
-        if width != len(self.feature_names):
-            problems.append(
-                f"{len(self.feature_names)} feature_names but the graph takes {width} features"
-            )
-        if len(set(self.feature_names)) != len(self.feature_names):
-            problems.append("feature_names repeat a name")
+        else:
+            if self.output_names[: len(expected)] != expected:
+                problems.append(
+                    f"family {self.family!r} has parameters {expected}, the graph outputs "
+                    f"{self.output_names}"
+                )
+            if declared != expected:
+                problems.append(f"param_names {declared} but family {self.family!r} has {expected}")
+        names = [c.get("name") for c in self.columns]
+        if names != self.feature_names or len(set(names)) != len(names):
+            problems.append(f"input_columns {names} do not match feature_names")
+        graph = {i.name: i.shape[-1] for i in self.session.get_inputs()}
+        expected = {c["name"]: "batch" for c in self.columns if c["role"] == "categorical"}
+        if self.numeric_names:
+            expected = {"features": len(self.numeric_names), **expected}
+        if graph != expected:
+            problems.append(f"the input columns make inputs {expected} but the graph takes {graph}")
         if problems:
             raise InputError(
                 f"{str(model)!r} has metadata that contradicts its graph ({'; '.join(problems)}):"
                 " the file was damaged or edited; export it again"
             )
 
-    def predict(self, rows: np.ndarray, batch: int = 65536) -> dict[str, np.ndarray]:
-        """Parameters and mean for rows of shape (n, n_features), in the metadata's order."""
-        rows = np.asarray(rows, dtype=np.float32)
-        if rows.ndim != 2 or rows.shape[1] != len(self.feature_names):
-            raise InputError(
-                f"expected rows with {len(self.feature_names)} features "
-                f"({', '.join(self.feature_names)}), got shape {rows.shape}"
-            )
+    def predict(
+        self, table: Mapping[str, Sequence] | np.ndarray, batch: int = 65536
+    ) -> dict[str, np.ndarray]:
+        """Every graph output for a table: a mapping column name → raw values (numbers, or
+        text for categorical columns; None/"" for a missing cell), or, for a numeric-only
+        model, rows of shape (n, n_features) in the metadata's order."""
+        feeds = self._feeds(table)
+        n = len(next(iter(feeds.values()))) if feeds else 0
         chunks = [
-            self.session.run(None, {self.input_name: rows[i : i + batch]})
-            for i in range(0, len(rows), batch)
-        ] or [[np.zeros(0, np.float32)] * len(self.param_names)]
-        params = {n: np.concatenate([c[k] for c in chunks]) for k, n in enumerate(self.param_names)}
-        return params | {"mean": _mean(self.family, params)}
+            self.session.run(None, {k: v[i : i + batch] for k, v in feeds.items()})
+            for i in range(0, n, batch)
+        ] or [[np.zeros(0, np.float32)] * len(self.output_names)]
+        return {
+            name: np.concatenate([c[k] for c in chunks]) for k, name in enumerate(self.output_names)
+        }
+
+    def _feeds(self, table: Mapping[str, Sequence] | np.ndarray) -> dict[str, np.ndarray]:
+        if not isinstance(table, Mapping):
+            rows = np.asarray(table, dtype=np.float32)
+            if (
+                len(self.numeric_names) != len(self.feature_names)
+                or rows.ndim != 2
+                or (rows.shape[1] != len(self.feature_names))
+            ):
+                raise InputError(
+                    f"expected rows with {len(self.feature_names)} features "
+                    f"({', '.join(self.feature_names)}), got shape {rows.shape}; a model with "
+                    "categorical columns takes a mapping of columns"
+                )
+            return {"features": rows}
+        missing = [c for c in self.feature_names if c not in table]
+        if missing:
+            raise InputError(f"the table lacks column(s) {', '.join(missing)}")
+        feeds = {}
+        if self.numeric_names:
+            feeds["features"] = np.stack(
+                [self._numbers(table[c], c) for c in self.numeric_names], axis=1
+            )
+        for column in self.columns:
+            if column["role"] == "categorical":
+                values = [
+                    "" if v is None else _category(str(v), column.get("source_dtype", "text"))
+                    for v in table[column["name"]]
+                ]
+                feeds[column["name"]] = np.array(values, dtype=object)
+        return feeds
+
+    def _numbers(self, values: Sequence, name: str) -> np.ndarray:
+        out = np.empty(len(values), dtype=np.float32)
+        for row, value in enumerate(values):
+            number = _number(value, name, row)
+            if np.isnan(number) and not self.impute:
+                raise InputError(
+                    f"row {row}: column {name!r} is missing and the model was trained with "
+                    "missing='error'"
+                )
+            out[row] = number
+        return out
+
+
+def _number(value: object, name: str, row: int) -> float:
+    if value is None or (isinstance(value, str) and value.strip() in NA_TOKENS):
+        return float("nan")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"row {row}: column {name!r} holds {value!r}, not a number") from None
+    if not (np.isnan(number) or abs(number) <= _FLOAT32_MAX):
+        raise InputError(f"row {row}: column {name!r} holds {value!r}: inf or beyond float32")
+    return number
 
 
 def header_names(cells: list[str], source: str) -> list[str]:
@@ -180,21 +282,8 @@ def header_names(cells: list[str], source: str) -> list[str]:
     return names
 
 
-def _parse_row(record: list[str], columns: list[int], names: list[str], where: str) -> list:
-    try:
-        values = [float(record[c]) for c in columns]
-    except (ValueError, IndexError):
-        raise InputError(f"{where}: a feature value is missing or not a number") from None
-    bad = [names[k] for k, v in enumerate(values) if not abs(v) <= _FLOAT32_MAX]
-    if bad:
-        raise InputError(
-            f"{where}: NaN/inf, or a value too large for float32, in feature(s) {', '.join(bad)}"
-        )
-    return values
-
-
-def read_features(path: str | Path, names: list[str]) -> np.ndarray:
-    """The named columns of a CSV as float32, with one clear error for each problem."""
+def read_table(path: str | Path, names: list[str]) -> dict[str, list[str]]:
+    """The named columns of a CSV as lists of raw cells, with one clear error per problem."""
     if not Path(path).is_file():
         raise InputError(f"input file {str(path)!r} does not exist")
     source = repr(str(path))
@@ -215,13 +304,18 @@ def read_features(path: str | Path, names: list[str]) -> np.ndarray:
                 f"input file {source} lacks feature column(s) {', '.join(missing)}; the "
                 f"model needs {len(names)}: {', '.join(names)}"
             )
-        columns = [header.index(n) for n in names]
-        rows = [
-            _parse_row(record, columns, names, f"{source} line {line}")
-            for line, record in enumerate(reader, start=2)
-            if record
-        ]
-    return np.asarray(rows, dtype=np.float32).reshape(-1, len(names))
+        positions = [header.index(n) for n in names]
+        columns: dict[str, list[str]] = {n: [] for n in names}
+        for line, record in enumerate(reader, start=2):
+            if not record:
+                continue
+            if len(record) < len(header):
+                raise InputError(
+                    f"{source} line {line}: {len(record)} cells for {len(header)} columns"
+                )
+            for name, position in zip(names, positions, strict=True):
+                columns[name].append(record[position])
+    return columns
 
 
 def _check_output(output: Path, inputs: dict[str, str]) -> None:
@@ -261,6 +355,15 @@ def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
         raise
 
 
+def _errors_by_line(error: InputError, source: str) -> InputError:
+    """A row-numbered error of the predictor, with the CSV line instead (header is line 1)."""
+    text = str(error)
+    if text.startswith("row "):
+        row, rest = text[4:].split(":", 1)
+        return InputError(f"{source} line {int(row) + 2}:{rest}")
+    return error
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")
@@ -280,12 +383,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise InputError(f"model file {args.model!r} does not exist")
             verify(args.model, args.sha256 or _manifest_sha256(args.model, args.manifest))
         predictor = Predictor(args.model, args.threads)
-        rows = read_features(args.input, predictor.feature_names)
-        _write_csv(output, predictor.predict(rows, args.batch))
+        table = read_table(args.input, predictor.feature_names)
+        try:
+            predictions = predictor.predict(table, args.batch)
+        except InputError as err:
+            raise _errors_by_line(err, repr(args.input)) from None
+        _write_csv(output, predictions)
     except InputError as err:
         print(f"predict.py: error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {len(rows)} predictions to {args.output}")
+    print(f"wrote {len(next(iter(predictions.values())))} predictions to {args.output}")
     return 0
 
 

@@ -173,6 +173,9 @@ _LINKED = {
     "n_features": "in_features",
     "feature_names": "feature_names",
     "target_name": "target_name",
+    "categories": "categories",
+    "missing_indicators": "missing_indicators",
+    "column_roles": "column_roles",
 }
 
 
@@ -228,6 +231,8 @@ def _cli_class() -> type:
 
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            # `softzoo fit --data.path FILE --data.target COL` needs no --data class
+            parser.set_defaults({"data": {"class_path": "softzoo.data.TabularDataModule"}})
             parser.set_defaults({f"checkpoint.{k}": v for k, v in CHECKPOINT_DEFAULTS.items()})
             parser.add_argument(
                 "--output", default="predictions.csv", help="predict: the CSV file to write"
@@ -394,6 +399,28 @@ def _check_config_file(path: str) -> None:
         )
 
 
+#: A data source given on the command line replaces the other one a config may name: a
+#: file replaces a config's bundled data set, and a bundled data set replaces a file.
+_DATA_SOURCES = {"path": "dataset", "dataset": "path"}
+
+
+def _replace_config_data_source(args: list[str]) -> list[str]:
+    """``--data.path FILE`` on the command line also sets ``dataset`` to null (and the
+    other way round), so that it replaces a config's bundled data set instead of clashing
+    with it."""
+    given = {
+        key
+        for arg in args
+        for key in _DATA_SOURCES
+        if arg.split("=", 1)[0] in (f"--data.{key}", f"--data.init_args.{key}")
+    }
+    extra = []
+    for key in given:
+        if _DATA_SOURCES[key] not in given:
+            extra += [f"--data.init_args.{_DATA_SOURCES[key]}", "null"]
+    return [*args, *extra]
+
+
 def _one_line(message: str) -> str:
     return " ".join(message.split())
 
@@ -407,14 +434,14 @@ def run_cli(args: list[str] | None) -> Any:
     from jsonargparse import ArgumentError
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    argv = sys.argv[1:] if args is None else args
+    argv = _replace_config_data_source(sys.argv[1:] if args is None else args)
     for path in _config_files(argv):
         if Path(path).is_file():
             _check_config_file(path)
     command = argv[0] if argv else "fit"
     try:
         with _quiet_lightning():
-            return _cli_class()(args)
+            return _cli_class()(argv)
     except ArgumentError as err:
         raise ValueError(
             f"{_one_line(str(err))} (run 'softzoo {command} --help' for the options)"
@@ -430,9 +457,7 @@ def run_lightning(argv: list[str]) -> int:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     try:
-        # From the console, argv is sys.argv[1:]; LightningCLI then reads it itself (and
-        # does not warn about getting both).
-        run_cli(None if argv == sys.argv[1:] else argv)
+        run_cli(argv)
     except SIGTERMException:
         print(
             f"softzoo {argv[0]}: stopped by SIGTERM; the checkpoints written so far are kept "

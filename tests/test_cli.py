@@ -97,11 +97,11 @@ def test_predict_on_a_new_file(tmp_path, monkeypatch, yacht_fit) -> None:
         (None, [], "data file '.*missing.csv' does not exist"),
         ("a,b,y\n1,2,3\n", ["--data.init_args.target", "z"], "target column 'z' not found"),
         (
-            "a,b,y\n1,x,3\n",
+            "a,b,y\n1,2,3\n2,3..,4\n3,4,5\n",
             ["--data.init_args.features", "[a, b]"],
-            "feature column 'b' .* is not numeric",
+            "feature column 'b' .* is numeric except for 1 cell",
         ),
-        ("a,b,y\n1,2,3\n1,nan,3\n", [], "feature 'b' has 1 NaN/inf value"),
+        ("a,b,y\n1,2,3\n1,inf,3\n", [], "feature 'b' has 1 infinite value"),
         (
             "a,y\n" + "".join(f"{i},{i - 5}\n" for i in range(40)),
             ["--model.family", "gamma"],

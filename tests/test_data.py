@@ -146,12 +146,14 @@ def test_csv_and_parquet_give_the_same_arrays(table, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_a_text_column_is_never_left_out_silently(table, tmp_path, suffix) -> None:
+def test_a_text_column_is_a_category_never_left_out(table, tmp_path, suffix) -> None:
     frame = table[1]
     path = tmp_path / f"data{suffix}"
     frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
-    with pytest.raises(ValueError, match=r"feature column 'city' .* is not numeric"):
-        _ = TabularDataModule(path=str(path), target="price").arrays
+    arrays = TabularDataModule(path=str(path), target="price", seed=3).arrays
+    assert arrays.feature_names == ("a", "b", "city")
+    roles = {r["name"]: r["role"] for r in arrays.roles}
+    assert roles == {"a": "numeric", "b": "numeric", "city": "categorical", "price": "target"}
 
 
 def test_fraction_split_is_a_seeded_partition(table) -> None:
@@ -208,9 +210,14 @@ def test_index_files_split(table, tmp_path) -> None:
         ),
         ("a,b,price\n1,2,3\n", {"features": ["a", "c"]}, r"feature column 'c' not found"),
         (
-            "a,b,price\n1,x,3\n",
-            {"features": ["a", "b"]},
-            r"feature column 'b' in .* is not numeric \(first non-numbers: 'x' \(row 0\)\)",
+            "a,b,price\n" + "".join(f"{i},name{i},{i}\n" for i in range(30)),
+            {},
+            r"text column 'b' in .* looks like an identifier \(30 distinct values in 30 rows\)",
+        ),
+        (
+            "a,b,price\n1,2,3\n",
+            {"missing": "drop"},
+            r"missing must be one of \('impute', 'error'\)",
         ),
         (
             "a,b,price\n1,2,3\n2,3,4\n3,x,5\n",
@@ -237,12 +244,21 @@ def test_index_files_split(table, tmp_path) -> None:
             {},
             r"target 'price' has 1 value\(s\) too large for float32",
         ),
-        ("a,b,price\n1,2,3\n1,,4\n", {}, r"feature 'b' has 1 NaN/inf value\(s\) \(first at row 1"),
-        ("a,b,price\n1,2,3\n1,inf,4\n", {}, r"feature 'b' has 1 NaN/inf value\(s\)"),
+        (
+            "a,b,price\n1,2,3\n1,,4\n",
+            {"missing": "error"},
+            r"feature 'b' has 1 missing value\(s\) \(first at row 1\) and missing='error'",
+        ),
+        (
+            "a,b,price\n1,x,3\n1,,4\n",
+            {"missing": "error"},
+            r"feature 'b' has 1 missing value\(s\) \(first at row 1\) and missing='error'",
+        ),
+        ("a,b,price\n1,2,3\n1,inf,4\n", {}, r"feature 'b' has 1 infinite value\(s\)"),
         (
             "a,b,price\n1,2,3\n1,2,\n",
-            {},
-            r"target 'price' has 1 NaN/inf value\(s\) \(first at row 1",
+            {"missing": "error"},
+            r"target 'price' has 1 missing value\(s\) \(first at row 1\)",
         ),
         (
             "a,b,price\n1,2,3\n",

@@ -134,7 +134,7 @@ def test_graph_interface_and_metadata(tmp_path) -> None:
     path = export(model, tmp_path / "t.onnx", model_name="demo-t")
     graph = onnx.load(str(path)).graph
     assert [i.name for i in graph.input] == ["features"]
-    assert [o.name for o in graph.output] == ["loc", "scale", "df"]
+    assert [o.name for o in graph.output] == ["loc", "scale", "df", "mean"]
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
     assert not any(n.op_type == "Softplus" for n in graph.node)
     meta = read_metadata(path)
@@ -261,8 +261,9 @@ def tiny_onnx(tmp_path_factory) -> Path:
     ("csv", "message"),
     [
         ("a,b\n1,2\n", "lacks feature column"),
-        ("x0,x1,x2\n1,2,oops\n", "line 2: a feature value is missing or not a number"),
-        ("x0,x1,x2\n1,nan,3\n", "line 2: NaN/inf, or a value too large for float32, in feature"),
+        ("x0,x1,x2\n1,2,oops\n", "line 2: column 'x2' holds 'oops', not a number"),
+        ("x0,x1,x2\n1,inf,3\n", "line 2: column 'x1' holds 'inf': inf or beyond float32"),
+        ("x0,x1,x2\n1,2\n", "line 2: 2 cells for 3 columns"),
         ("", "is empty"),
     ],
 )

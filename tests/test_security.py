@@ -225,8 +225,9 @@ def _predict_py(*args: str) -> subprocess.CompletedProcess:
     [
         ({"feature_names": '["a", "b"'}, "unreadable metadata 'feature_names'"),
         ({"family": "gamma"}, "family 'gamma' has parameters ['concentration', 'rate']"),
-        ({"feature_names": '["a"]'}, "1 feature_names but the graph takes 2 features"),
-        ({"param_names": '["loc"]'}, "param_names ['loc'] but the graph outputs"),
+        ({"feature_names": '["a"]'}, "input_columns ['a', 'b'] do not match feature_names"),
+        ({"param_names": '["loc"]'}, "param_names ['loc'] but family 'gaussian' has"),
+        ({"input_columns": "[]"}, "the input columns make inputs {} but the graph takes"),
         ({"feature_names": None}, "has no softzoo metadata 'feature_names'"),
     ],
 )
@@ -451,7 +452,10 @@ def test_a_value_beyond_float32_is_refused_at_predict_time(tmp_path, capsys, tra
     assert not (tmp_path / "p.csv").exists()
     export(softzoo.models.load_checkpoint(trained), tmp_path / "m.onnx")
     result = _predict_py(tmp_path / "m.onnx", tmp_path / "new.csv", "-o", tmp_path / "o.csv")
-    assert result.returncode == 2 and "too large for float32, in feature(s) b" in result.stderr
+    assert (
+        result.returncode == 2
+        and "line 3: column 'b' holds '1e300': inf or beyond" in result.stderr
+    )
 
 
 def test_a_model_predicts_on_its_own_training_file_whatever_its_header(tmp_path) -> None:

@@ -9,13 +9,15 @@ Example:
 from softzoo.data.base import ArrayDataModule, TabularArrays
 from softzoo.data.loader import InMemoryBatchLoader
 from softzoo.data.registry import DATA_MODULE_ENTRY_POINT_GROUP, data_module_class
-from softzoo.data.synthetic import SyntheticDataModule, true_mean, true_scale
+from softzoo.data.roles import ColumnRole, roles_table
+from softzoo.data.synthetic import SyntheticDataModule, synthetic_table, true_mean, true_scale
 from softzoo.data.tabular import TabularDataModule, read_table
 from softzoo.data.uci import UCISplitDataModule, uci_splits
 
 __all__ = [
     "DATA_MODULE_ENTRY_POINT_GROUP",
     "ArrayDataModule",
+    "ColumnRole",
     "InMemoryBatchLoader",
     "SyntheticDataModule",
     "TabularArrays",
@@ -23,6 +25,8 @@ __all__ = [
     "UCISplitDataModule",
     "data_module_class",
     "read_table",
+    "roles_table",
+    "synthetic_table",
     "true_mean",
     "true_scale",
     "uci_splits",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import lightning.pytorch as pl
@@ -15,47 +15,92 @@ from torch import Tensor
 
 from softzoo.data.loader import InMemoryBatchLoader
 
-__all__ = ["FLOAT32_MAX", "SPLITS", "ArrayDataModule", "TabularArrays", "check_finite"]
+__all__ = [
+    "FLOAT32_MAX",
+    "SPLITS",
+    "ArrayDataModule",
+    "TabularArrays",
+    "check_finite",
+    "fraction_splits",
+    "missing_message",
+]
 
 SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
 class TabularArrays:
-    """Features (n, d), target (n,) and optional fixed splits (row indices per split)."""
+    """Features (n, d), target (n,) and optional fixed splits (row indices per split).
+
+    ``categories`` names the categorical columns (the last ones of ``feature_names``; their
+    features are codes, see :mod:`softzoo._codes`) with their vocabularies;
+    ``missing_indicators`` the numeric columns with gaps in the training split;
+    ``allow_missing`` whether numeric features may be NaN (imputed by the model); ``roles``
+    the roles table."""
 
     features: np.ndarray
     target: np.ndarray
     feature_names: tuple[str, ...]
     target_name: str
     splits: dict[str, np.ndarray] | None = None
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    missing_indicators: tuple[str, ...] = ()
+    allow_missing: bool = False
+    roles: tuple[dict, ...] = ()
+
+
+def fraction_splits(n: int, val: float, test: float, seed: int) -> dict[str, np.ndarray]:
+    """Sorted row indices of a seeded random train/val/test split of ``n`` rows."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = round(n * test), round(n * val)
+    return {
+        "test": np.sort(order[:n_test]),
+        "val": np.sort(order[n_test : n_test + n_val]),
+        "train": np.sort(order[n_test + n_val :]),
+    }
 
 
 #: The largest finite float32: softzoo trains and predicts in float32.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_finite(values: np.ndarray, names: Sequence[str], what: str) -> None:
+def check_finite(
+    values: np.ndarray, names: Sequence[str], what: str, allow_nan: bool = False
+) -> None:
     """Raise ``ValueError`` naming the first column that is not finite in float32 (the
-    dtype softzoo trains and predicts in): NaN/inf, or a number beyond float32's range
-    (1e300 is finite in float64 and inf after the cast). Its count and first row too."""
+    dtype softzoo trains and predicts in): NaN (unless ``allow_nan``: a missing cell the
+    model imputes), inf, or a number beyond float32's range (1e300 is finite in float64
+    and inf after the cast). Its count and first row too."""
     wide = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
-    bad = ~np.isfinite(wide) | (np.abs(wide) > FLOAT32_MAX)
+    bad = np.isinf(wide) | (np.abs(wide) > FLOAT32_MAX)
+    if not allow_nan:
+        bad |= np.isnan(wide)
     if not bad.any():
         return
     column = int(np.argmax(bad.any(axis=0)))
-    rows = np.flatnonzero(bad[:, column])
-    value = float(wide[rows[0], column])
-    if np.isfinite(value):
+    value = float(wide[np.flatnonzero(bad[:, column])[0], column])
+    kind = np.isnan if np.isnan(value) else np.isinf if np.isinf(value) else np.isfinite
+    rows = np.flatnonzero(bad[:, column] & kind(wide[:, column]))
+    name, first = names[column], rows[0]
+    if np.isnan(value):
+        raise ValueError(missing_message(what, name, rows.size, first))
+    if np.isinf(value):
         raise ValueError(
-            f"{what} {names[column]!r} has {rows.size} value(s) too large for float32 (first at "
-            f"row {rows[0]}, value {value:g}; float32 holds magnitudes up to {FLOAT32_MAX:.3g}): "
-            "rescale the column (e.g. divide it by a power of ten) before training"
+            f"{what} {name!r} has {rows.size} infinite value(s) (first at row {first}, value "
+            f"{value}): softzoo never fills or clips them; clean the data"
         )
     raise ValueError(
-        f"{what} {names[column]!r} has {rows.size} NaN/inf value(s) (first at row {rows[0]}, "
-        f"value {value}): softzoo never fills or drops rows silently; clean or drop them "
-        "before training"
+        f"{what} {name!r} has {rows.size} value(s) too large for float32 (first at row {first}, "
+        f"value {value:g}; float32 holds magnitudes up to {FLOAT32_MAX:.3g}): rescale the "
+        "column (e.g. divide it by a power of ten) before training"
+    )
+
+
+def missing_message(what: str, name: str, count: int, first: int) -> str:
+    """The error for missing cells under ``missing='error'``."""
+    return (
+        f"{what} {name!r} has {count} missing value(s) (first at row {first}) and "
+        "missing='error': fill or drop them, or use missing='impute'"
     )
 
 
@@ -110,7 +155,7 @@ class ArrayDataModule(pl.LightningDataModule):
     @cached_property
     def arrays(self) -> TabularArrays:
         arrays = self.load_arrays()
-        check_finite(arrays.features, arrays.feature_names, "feature")
+        check_finite(arrays.features, arrays.feature_names, "feature", arrays.allow_missing)
         check_finite(arrays.target, [arrays.target_name], "target")
         return arrays
 
@@ -127,18 +172,27 @@ class ArrayDataModule(pl.LightningDataModule):
     def target_name(self) -> str:
         return self.arrays.target_name
 
+    @property
+    def categories(self) -> dict[str, list[str]]:
+        """Vocabulary of each categorical column (linked to the model by the CLI)."""
+        return dict(self.arrays.categories)
+
+    @property
+    def missing_indicators(self) -> list[str]:
+        """Numeric columns with gaps in the training split (linked to the model)."""
+        return list(self.arrays.missing_indicators)
+
+    @property
+    def column_roles(self) -> list[dict] | None:
+        """The roles table (linked to the model, for reports and exports)."""
+        return [dict(r) for r in self.arrays.roles] or None
+
     @cached_property
     def split_indices(self) -> dict[str, np.ndarray]:
         n = len(self.arrays.target)
         if self.arrays.splits is not None:
             return {s: np.asarray(self.arrays.splits.get(s, []), dtype=np.int64) for s in SPLITS}
-        order = np.random.default_rng(self.seed).permutation(n)
-        n_test, n_val = round(n * self.test_fraction), round(n * self.val_fraction)
-        return {
-            "test": np.sort(order[:n_test]),
-            "val": np.sort(order[n_test : n_test + n_val]),
-            "train": np.sort(order[n_test + n_val :]),
-        }
+        return fraction_splits(n, self.val_fraction, self.test_fraction, self.seed)
 
     def tensors(self, split: str) -> tuple[Tensor, Tensor]:
         """(features, target) of a split as float32 tensors."""

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
-import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from softzoo import datasets
+from softzoo._codes import MISSING_CODE
 from softzoo._names import did_you_mean
-from softzoo.data.base import SPLITS, ArrayDataModule, TabularArrays, check_finite
+from softzoo.data.base import (
+    SPLITS,
+    ArrayDataModule,
+    TabularArrays,
+    check_finite,
+    fraction_splits,
+    missing_message,
+)
 from softzoo.data.loader import InMemoryBatchLoader
+from softzoo.data.roles import (
+    ColumnRole,
+    encode_categories,
+    fit_vocabulary,
+    infer_roles,
+    numeric_values,
+    roles_table,
+)
 
-__all__ = ["TabularDataModule", "header_names", "read_table"]
+__all__ = ["MISSING_POLICIES", "TabularDataModule", "header_names", "read_table"]
 
 _READERS = {
     ".csv": pd.read_csv,
@@ -107,44 +122,6 @@ def _read_csv(path: Path, source: str) -> pd.DataFrame:
     return pd.read_csv(path, header=0, names=names)
 
 
-def _unparsable(column: pd.Series) -> pd.Series:
-    """Cells that hold something but are no number."""
-    return pd.to_numeric(column, errors="coerce").isna() & column.notna()
-
-
-def _numeric_column(frame: pd.DataFrame, name: str, role: str, source: str) -> np.ndarray:
-    column = frame[name]
-    if is_numeric_dtype(column) or is_bool_dtype(column):
-        return column.to_numpy(np.float64, na_value=np.nan)
-    bad = _unparsable(column)
-    if not bad.any():  # e.g. integers beyond int64, which pandas keeps as Python ints
-        return pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
-    raise ValueError(_not_numeric_message(column, bad, role, source))
-
-
-def _not_numeric_message(column: pd.Series, bad: pd.Series, role: str, source: str) -> str:
-    rows = np.flatnonzero(bad.to_numpy())
-    shown = ", ".join(f"{column.iloc[r]!r} (row {r})" for r in rows[:3])
-    what = f"{role} column {column.name!r} in {source}"
-    if rows.size <= column.notna().sum() / 2:
-        advice = "fix those cells: softzoo never drops or guesses values"
-        text = f"{what} is numeric except for {rows.size} cell(s): {shown}"
-    else:
-        advice = (
-            "the target must be a number in every row"
-            if role == "target"
-            else "encode it as numbers, or list the features to use with --data.features"
-        )
-        text = f"{what} is not numeric (first non-numbers: {shown})"
-    if _THOUSANDS.match(str(column.iloc[rows[0]]).strip()):
-        advice = "it looks like numbers written with thousands separators: remove them"
-    return f"{text}: {advice}"
-
-
-#: "1,200" or "12,345.5": a number with thousands separators.
-_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?$")
-
-
 def _require_columns(frame: pd.DataFrame, names: list[str], role: str, source: str) -> None:
     columns = [str(c) for c in frame.columns]
     for name in names:
@@ -155,18 +132,37 @@ def _require_columns(frame: pd.DataFrame, names: list[str], role: str, source: s
             )
 
 
+#: What a data module does with empty cells: "impute" (numeric: the training median inside
+#: the model, plus a missing indicator for columns with gaps in training; categorical: a
+#: missing code; rows with a missing target are left out) or "error" (refuse them).
+MISSING_POLICIES = ("impute", "error")
+
+
 class TabularDataModule(ArrayDataModule):
     """Train on a CSV/Parquet file (``path``) or a bundled data set (``dataset``).
+
+    Every column gets a role (target, numeric, categorical, ignored) by the rules of
+    :mod:`softzoo.data.roles`, shown as one table when ``fit`` starts and stored in the
+    checkpoint; categorical vocabularies and the missing indicators are fitted on the
+    training split only.
 
     Args:
         path: a .csv, .csv.gz or .parquet file with a header row.
         dataset: a bundled data set name (see ``softzoo.datasets.list_datasets()``).
         target: the target column (default for ``dataset``: its usual target).
-        features: feature columns (default: every other numeric column; for a bundled data
-            set, its usual features).
+        features: feature columns (default: every other column; for a bundled data set,
+            its usual features).
+        categorical: columns to use as categories even if they hold numbers.
+        ignore: columns to leave out.
+        missing: "impute" (default) or "error", see :data:`MISSING_POLICIES`.
+        split_column: a column with the values train/val/test for each row; with only
+            train and test, the validation rows are carved from train by ``val_fraction``.
         index_files: optional files of 0-based row indices, one per line, for "train",
             "val" and "test"; they replace the fractions.
-        predict_path: a file with the feature columns to predict on (default: the test split).
+        predict_path: a file with the feature columns to predict on (default: the test
+            split); other columns and their order do not matter.
+        vocabularies: fixed vocabularies (name → categories) instead of fitting them, e.g.
+            a trained model's ``categories``, to encode new rows as it was trained.
         batch_size, eval_batch_size, val_fraction, test_fraction, seed, batches_per_step:
             see ArrayDataModule.
 
@@ -182,8 +178,13 @@ class TabularDataModule(ArrayDataModule):
         dataset: str | None = None,
         target: str | None = None,
         features: list[str] | None = None,
+        categorical: list[str] | None = None,
+        ignore: list[str] | None = None,
+        missing: str = "impute",
+        split_column: str | None = None,
         index_files: dict[str, str] | None = None,
         predict_path: str | None = None,
+        vocabularies: dict[str, list[str]] | None = None,
         batch_size: int = 256,
         eval_batch_size: int = 4096,
         val_fraction: float = 0.1,
@@ -204,8 +205,17 @@ class TabularDataModule(ArrayDataModule):
             datasets.info(dataset)
         if index_files is not None and set(index_files) - set(SPLITS):
             raise ValueError(f"index_files keys must be among {SPLITS}, got {sorted(index_files)}")
+        if missing not in MISSING_POLICIES:
+            raise ValueError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
+        if split_column is not None and index_files is not None:
+            raise ValueError("give split_column or index_files, not both")
+        both = sorted(set(categorical or []) & set(ignore or []))
+        if both:
+            raise ValueError(f"column(s) {both} are listed both as categorical and to ignore")
         self.save_hyperparameters()
         self.path, self.dataset, self.target, self.features = path, dataset, target, features
+        self.categorical, self.ignore = list(categorical or []), list(ignore or [])
+        self.missing, self.split_column, self.vocabularies = missing, split_column, vocabularies
         self.index_files, self.predict_path = index_files, predict_path
 
     @property
@@ -216,35 +226,146 @@ class TabularDataModule(ArrayDataModule):
         return read_table(self.path) if self.path else datasets.load_frame(self.dataset)
 
     def _columns(self, frame: pd.DataFrame) -> tuple[str, list[str]]:
+        """The target and the candidate feature columns (all present in ``frame``)."""
         info = datasets.info(self.dataset) if self.dataset else None
         target = self.target or info.target
         _require_columns(frame, [target], "target", self.source)
+        named = [*self.categorical, *self.ignore, *(self.vocabularies or {})]
+        named += [self.split_column] if self.split_column else []
+        _require_columns(frame, named, "listed", self.source)
         if self.features is not None:
             features = list(self.features)
             _require_columns(frame, features, "feature", self.source)
         elif info is not None:
             features = [c for c in info.features if c != target]
         else:
-            # every other column: one that is not numeric is an error, never left out silently
-            features = [str(c) for c in frame.columns if c != target]
-        if not features:
-            raise ValueError(f"{self.source} has no feature columns besides the target {target!r}")
-        if target in features:
+            features = [str(c) for c in frame.columns]
+        features = [c for c in features if c not in (target, self.split_column)]
+        if self.features is not None and target in self.features:
             raise ValueError(
                 f"the target {target!r} is also listed as a feature; remove it from features"
             )
+        if not [c for c in features if c not in self.ignore]:
+            raise ValueError(f"{self.source} has no feature columns besides the target {target!r}")
         return target, features
+
+    def _kinds(self, frame: pd.DataFrame, target: str, candidates: list[str]):
+        if self.vocabularies is not None:
+            fixed = list(self.vocabularies)
+            numeric = [c for c in candidates if c not in fixed and c not in self.ignore]
+            return numeric, fixed
+        return infer_roles(frame, target, candidates, self.categorical, self.ignore, self.source)
 
     def load_arrays(self) -> TabularArrays:
         frame = self._frame()
-        target, features = self._columns(frame)
-        x = np.stack([_numeric_column(frame, c, "feature", self.source) for c in features], axis=1)
-        y = _numeric_column(frame, target, "target", self.source)
-        splits = self._read_index_files(len(frame)) if self.index_files else None
-        return TabularArrays(x, y, tuple(features), target, splits)
+        target, candidates = self._columns(frame)
+        y = numeric_values(frame, target, "target", self.source)
+        no_target = np.isnan(y)
+        if no_target.any() and self.missing == "error":
+            check_finite(y, [target], "target")
+        splits = _without_rows(self._split_rows(frame), no_target)
+        numeric, categorical = self._kinds(frame, target, candidates)
+        train = splits["train"]
+        vocabulary = self.vocabularies or {
+            c: fit_vocabulary(frame[c].iloc[_file_rows(train, no_target)]) for c in categorical
+        }
+        x_numeric = [numeric_values(frame, c, "feature", self.source) for c in numeric]
+        codes = [encode_categories(frame[c], vocabulary[c]) for c in categorical]
+        x = np.stack(x_numeric + codes, axis=1)[~no_target]
+        if self.missing == "error":
+            self._refuse_missing(x, numeric + categorical, len(numeric))
+        indicators = [c for i, c in enumerate(numeric) if np.isnan(x[train, i]).any()]
+        kinds = (numeric, categorical)
+        roles = self._roles(frame, target, kinds, vocabulary, x[train, : len(numeric)], indicators)
+        return TabularArrays(
+            x,
+            y[~no_target],
+            tuple(numeric + categorical),
+            target,
+            splits,
+            {c: list(vocabulary[c]) for c in categorical},
+            tuple(indicators),
+            allow_missing=self.missing == "impute",
+            roles=tuple(r.to_dict() for r in roles),
+        )
+
+    def _refuse_missing(self, x: np.ndarray, names: list[str], n_numeric: int) -> None:
+        check_finite(x[:, :n_numeric], names[:n_numeric], "feature")
+        missing = x[:, n_numeric:] == MISSING_CODE
+        if missing.any():
+            column = int(np.argmax(missing.any(axis=0)))
+            rows = np.flatnonzero(missing[:, column])
+            raise ValueError(
+                missing_message("feature", names[n_numeric + column], rows.size, rows[0])
+            )
+
+    def _roles(
+        self,
+        frame: pd.DataFrame,
+        target: str,
+        kinds: tuple[list[str], list[str]],
+        vocabulary: dict[str, list[str]],
+        train_numeric: np.ndarray,
+        indicators: list[str],
+    ) -> list[ColumnRole]:
+        """One role per column of the file, in file order; missing cells are counted in the
+        rows used (for the target: in the whole table)."""
+        numeric, categorical = kinds
+        used = frame[frame[target].notna()]
+        roles = []
+        for name in frame.columns:
+            column = frame[name] if name == target else used[name]
+            dtype, n_missing = str(column.dtype), int(column.isna().sum())
+            if name == target:
+                note = "rows left out" if n_missing else "-"
+                roles.append(ColumnRole(name, "target", dtype, None, n_missing, note))
+            elif name in numeric:
+                median = float(np.nanmedian(train_numeric[:, numeric.index(name)]))
+                fill = f"median {median:.6g}" + (" + indicator" if name in indicators else "")
+                roles.append(
+                    ColumnRole(name, "numeric", dtype, None, n_missing, fill if n_missing else "-")
+                )
+            elif name in categorical:
+                note = "missing code" if n_missing else "-"
+                kind = "text" if dtype in ("object", "str", "string") else dtype
+                roles.append(
+                    ColumnRole(name, "categorical", kind, len(vocabulary[name]), n_missing, note)
+                )
+            else:
+                role = "split" if name == self.split_column else "ignored"
+                roles.append(ColumnRole(name, role, dtype, None, n_missing))
+        return roles
+
+    # ---- splits ----------------------------------------------------------------------
+    def _split_rows(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Row indices of the file per split."""
+        if self.index_files:
+            return self._read_index_files(len(frame))
+        if self.split_column:
+            return self._split_column_rows(frame[self.split_column])
+        return fraction_splits(len(frame), self.val_fraction, self.test_fraction, self.seed)
+
+    def _split_column_rows(self, column: pd.Series) -> dict[str, np.ndarray]:
+        values = column.map(lambda v: None if pd.isna(v) else str(v).strip().lower())
+        unknown = sorted(set(values.dropna()) - set(SPLITS))
+        if values.isna().any() or unknown:
+            first = int(np.flatnonzero(values.isna() | ~values.isin(SPLITS))[0])
+            raise ValueError(
+                f"split column {column.name!r} in {self.source} must hold train, val or test in "
+                f"every row; found {unknown + (['(empty)'] if values.isna().any() else [])} "
+                f"(first at row {first})"
+            )
+        splits = {s: np.flatnonzero((values == s).to_numpy()) for s in SPLITS}
+        if not len(splits["train"]):
+            raise ValueError(f"split column {column.name!r} in {self.source} has no train rows")
+        if not len(splits["val"]) and self.val_fraction > 0:
+            order = np.random.default_rng(self.seed).permutation(splits["train"])
+            n_val = round(len(order) * self.val_fraction)
+            splits["val"], splits["train"] = np.sort(order[:n_val]), np.sort(order[n_val:])
+        return splits
 
     def _read_index_files(self, n_rows: int) -> dict[str, np.ndarray]:
-        splits = {}
+        splits = {s: np.zeros(0, dtype=np.int64) for s in SPLITS}
         for split, file in self.index_files.items():
             try:
                 rows = np.loadtxt(file, dtype=np.int64, ndmin=1)
@@ -260,15 +381,36 @@ class TabularDataModule(ArrayDataModule):
             )
         return splits
 
+    # ---- showing the roles, predicting on a raw file ---------------------------------
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and (not self.trainer or self.trainer.is_global_zero):
+            print(f"softzoo: the columns of {self.source}:", file=sys.stderr)
+            print(roles_table([ColumnRole(**r) for r in self.arrays.roles]), file=sys.stderr)
+
     def predict_dataloader(self) -> InMemoryBatchLoader | list:
         if self.predict_path is None:
             return super().predict_dataloader()
         frame = read_table(self.predict_path)
         source = repr(self.predict_path)
         _require_columns(frame, self.feature_names, "feature", source)
-        x = np.stack(
-            [_numeric_column(frame, c, "feature", source) for c in self.feature_names], axis=1
-        )
-        check_finite(x, self.feature_names, "feature")
+        categories = self.categories
+        numeric = [c for c in self.feature_names if c not in categories]
+        columns = [numeric_values(frame, c, "feature", source) for c in numeric]
+        columns += [encode_categories(frame[c], v) for c, v in categories.items()]
+        x = np.stack(columns, axis=1)
+        if self.missing == "error":
+            self._refuse_missing(x, self.feature_names, len(numeric))
+        check_finite(x, self.feature_names, "feature", allow_nan=True)
         features = torch.as_tensor(x, dtype=torch.float32)
         return InMemoryBatchLoader(features, batch_size=self.eval_batch_size)
+
+
+def _without_rows(splits: dict[str, np.ndarray], dropped: np.ndarray) -> dict[str, np.ndarray]:
+    """File-row splits as indices into the rows that are kept."""
+    kept = ~dropped
+    new_index = np.cumsum(kept) - 1
+    return {s: new_index[rows[kept[rows]]] for s, rows in splits.items()}
+
+
+def _file_rows(rows: np.ndarray, dropped: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(~dropped)[rows]

@@ -1,4 +1,5 @@
-"""Real data sets bundled inside the package (no download): eight UCI regression sets.
+"""Real data sets bundled inside the package (no download): eight UCI regression sets, the
+RAND HIE counts, and the Palmer penguins table (text columns and empty cells).
 
 Example:
     >>> from softzoo import datasets
@@ -62,6 +63,13 @@ def load(name: str) -> Dataset:
         (308, 6)
     """
     entry, frame = info(name), load_frame(name)
+    text = [c for c in entry.features if frame[c].dtype == object]
+    if text:
+        raise ValueError(
+            f"data set {name!r} has text columns ({', '.join(text)}): load it as a table with "
+            f"datasets.load_frame({name!r}), or train on it with TabularDataModule(dataset="
+            f"{name!r}), which encodes them"
+        )
     return Dataset(
         features=frame[list(entry.features)].to_numpy(np.float64),
         target=frame[entry.target].to_numpy(np.float64),

@@ -201,5 +201,25 @@ CATALOG: dict[str, DatasetInfo] = {
             "hulls from their shape and speed (Gerritsma et al., 1981; Ortigosa et al., 2007).",
             f"Yacht Hydrodynamics, {_UCI}",
         ),
+        DatasetInfo(
+            "penguins",
+            (
+                "species",
+                "island",
+                "bill_length_mm",
+                "bill_depth_mm",
+                "flipper_length_mm",
+                "body_mass_g",
+                "sex",
+                "year",
+            ),
+            "body_mass_g",
+            "Body mass (g, > 0) of 344 penguins of three species (Adelie, Chinstrap, Gentoo) "
+            "on three islands of the Palmer Archipelago, Antarctica, from their bill and "
+            "flipper measurements, sex and year: a real table with text columns (species, "
+            "island, sex) and empty cells (Gorman et al., 2014; Horst et al., 2020).",
+            "palmerpenguins (Horst, Hill & Gorman, 2020), data CC0 1.0",
+            unit="g",
+        ),
     ]
 }

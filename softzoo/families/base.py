@@ -66,6 +66,8 @@ class Family:
         probabilistic: False for point predictors (no likelihood, no intervals).
         loss_options: the options that only change the training loss, not the
             distribution (pretrained weights may be fine-tuned with other values).
+        closed_form_interval: whether :meth:`interval` is a few elementwise ops (no
+            special function): then exported graphs also output the interval ends.
     """
 
     name: ClassVar[str]
@@ -74,6 +76,7 @@ class Family:
     target_scaling: ClassVar[str] = "affine"
     probabilistic: ClassVar[bool] = True
     loss_options: ClassVar[frozenset[str]] = frozenset()
+    closed_form_interval: ClassVar[bool] = False
 
     # ---- description -------------------------------------------------------------
     @property

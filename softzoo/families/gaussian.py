@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Any
 
 import torch
@@ -20,7 +21,11 @@ def normal_cdf(z: Tensor) -> Tensor:
     return 0.5 * torch.special.erfc(-z / math.sqrt(2.0))
 
 
-def normal_icdf(q: float | Tensor, like: Tensor) -> Tensor:
+def normal_icdf(q: float | Tensor, like: Tensor) -> float | Tensor:
+    """The standard normal q-quantile: a Python float for a float ``q`` (so that a graph
+    that uses it holds a constant, e.g. the interval ends of an ONNX export)."""
+    if isinstance(q, float):
+        return NormalDist().inv_cdf(q)
     q = torch.as_tensor(q, dtype=like.dtype, device=like.device)
     return math.sqrt(2.0) * torch.special.erfinv(2.0 * q - 1.0)
 
@@ -45,6 +50,7 @@ class GaussianFamily(Family):
     support = "real"
     target_scaling = "affine"
     loss_options = frozenset({"beta_nll"})
+    closed_form_interval = True
 
     def __init__(self, beta_nll: float = 0.0) -> None:
         if not 0.0 <= beta_nll <= 1.0:

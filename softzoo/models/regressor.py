@@ -15,7 +15,7 @@ from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric
 
 from softzoo.families import Family, Params, get_family
 from softzoo.metrics import CRPS, IntervalCoverage, IntervalWidth, NegativeLogLikelihood
-from softzoo.nn import MLP, ParameterHeads
+from softzoo.nn import MLP, ParameterHeads, TabularInput
 
 __all__ = [
     "ARCHITECTURE_KEYS",
@@ -55,6 +55,13 @@ class SoftRegressor(pl.LightningModule):
             model optimises manually, so the Trainer's ``gradient_clip_val`` does not apply).
         interval_level: the central interval logged (PICP, width) and predicted.
         feature_names, target_name: recorded in checkpoints and exports.
+        categories: the vocabulary of each categorical column (name → categories), fitted
+            on the training split by the data module; these columns are the last ones of
+            ``feature_names`` and arrive as codes (see :mod:`softzoo.nn.tabular`).
+        missing_indicators: numeric columns that had gaps in the training split: each
+            gets a 0/1 missing-indicator input. Missing numeric cells are always filled
+            with the training median inside ``forward``.
+        column_roles: the data module's roles table (for reports and exports only).
 
     Example:
         >>> import torch
@@ -84,6 +91,9 @@ class SoftRegressor(pl.LightningModule):
         interval_level: float = 0.9,
         feature_names: Sequence[str] | None = None,
         target_name: str = "y",
+        categories: dict[str, list[str]] | None = None,
+        missing_indicators: Sequence[str] | None = None,
+        column_roles: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if optimizer not in _OPTIMIZERS:
@@ -97,12 +107,15 @@ class SoftRegressor(pl.LightningModule):
         if gradient_clip_val is not None and not gradient_clip_val > 0:
             raise ValueError(f"gradient_clip_val must be > 0 or None, got {gradient_clip_val}")
         self.save_hyperparameters()
+        self.inputs = _tabular_input(
+            in_features, self.feature_names, categories or {}, missing_indicators or []
+        )
         # Manual optimisation: one Lightning step can carry several batches (see
         # ArrayDataModule.batches_per_step), each with its own optimiser step.
         self.automatic_optimization = False
         self.family: Family = get_family(family, **(family_options or {}))
         self.body = MLP(
-            in_features,
+            self.inputs.out_features,
             hidden,
             activation,
             {"beta": softplus_beta, "threshold": softplus_threshold},
@@ -110,12 +123,11 @@ class SoftRegressor(pl.LightningModule):
             norm,
         )
         self.heads = ParameterHeads(self.body.out_features, self.family.head_specs(), floor=floor)
-        self.register_buffer("x_shift", torch.zeros(in_features))
-        self.register_buffer("x_scale", torch.ones(in_features))
         self.register_buffer("y_shift", torch.tensor(0.0))
         self.register_buffer("y_scale", torch.tensor(1.0))
         self.register_buffer("scaling_fitted", torch.tensor(False))
         self.example_input_array = torch.zeros(2, in_features)
+        self.register_load_state_dict_pre_hook(_upgrade_state_dict)
         self.train_loss = MeanMetric()
         self.eval_metrics = nn.ModuleDict({s: self._make_metrics() for s in ("val", "test")})
 
@@ -135,7 +147,7 @@ class SoftRegressor(pl.LightningModule):
                 f"expected {self.in_features} features per row ({', '.join(self.feature_names)}), "
                 f"got {x.shape[-1]}"
             )
-        return self.heads(self.body((x - self.x_shift) / self.x_scale))
+        return self.heads(self.body(self.inputs(x)))
 
     def forward(self, x: Tensor) -> Params:
         return self.family.unscale(self.scaled_params(x), self.y_shift, self.y_scale)
@@ -145,16 +157,33 @@ class SoftRegressor(pl.LightningModule):
         names = self.hparams.get("feature_names")
         return list(names) if names else [f"x{i}" for i in range(self.in_features)]
 
+    @property
+    def categories(self) -> dict[str, list[str]]:
+        """Vocabulary of each categorical column (empty for a numeric-only model)."""
+        return {k: list(v) for k, v in (self.hparams.get("categories") or {}).items()}
+
+    @property
+    def numeric_names(self) -> list[str]:
+        return self.feature_names[: self.inputs.n_numeric]
+
+    @property
+    def x_shift(self) -> Tensor:
+        """Means of the numeric features (training split)."""
+        return self.inputs.shift
+
+    @property
+    def x_scale(self) -> Tensor:
+        """Standard deviations of the numeric features (training split)."""
+        return self.inputs.scale
+
     # ---- scaling, fitted on the training split ---------------------------------------
     @torch.no_grad()
     def fit_scaling(self, x: Tensor, y: Tensor) -> None:
         """Fit feature/target scaling on training data and start every head at the
         marginal fit of the target (bias via inverse softplus, weights at 0)."""
         self.family.check_support(y, "training target")
-        x64, y64 = x.double(), y.double()
-        std = x64.std(dim=0) if len(x64) > 1 else torch.ones(x64.shape[1], dtype=torch.float64)
-        self.x_shift.copy_(x64.mean(dim=0))
-        self.x_scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+        self.inputs.fit(x)
+        y64 = y.double()
         shift, scale = self.family.fit_target_scaling(y64)
         self.y_shift.fill_(shift)
         self.y_scale.fill_(scale)
@@ -189,12 +218,24 @@ class SoftRegressor(pl.LightningModule):
                 f"the model expects {self.in_features} features, the data has "
                 f"{datamodule.n_features} ({', '.join(datamodule.feature_names)})"
             )
+        self._check_encoding(datamodule)
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ())
         for split in splits:
             _, y = datamodule.tensors(split)
             self.family.check_support(y, f"{split} target")
         if stage == "fit" and not bool(self.scaling_fitted):
             self.fit_scaling(*datamodule.tensors("train"))
+
+    def _check_encoding(self, datamodule: Any) -> None:
+        """The data module must encode categories and flag gaps as this model was built
+        for: another vocabulary would silently map codes to other categories."""
+        data_categories = getattr(datamodule, "categories", {}) or {}
+        if data_categories and data_categories != self.categories:
+            raise ValueError(
+                "the data module's category vocabularies differ from the model's (another "
+                "training split?): give the data the model was trained on, or build the data "
+                "module with vocabularies=model.categories"
+            )
 
     # ---- training and evaluation -------------------------------------------------------
     def _make_metrics(self) -> nn.ModuleDict:
@@ -338,6 +379,41 @@ class SoftRegressor(pl.LightningModule):
         return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
 
+def _tabular_input(
+    in_features: int,
+    feature_names: list[str],
+    categories: dict[str, list[str]],
+    indicators: Sequence[str],
+) -> TabularInput:
+    n_numeric = in_features - len(categories)
+    if list(categories) != feature_names[n_numeric:]:
+        raise ValueError(
+            f"the categorical columns {list(categories)} must be the last of feature_names "
+            f"({feature_names}), in the same order"
+        )
+    numeric = feature_names[:n_numeric]
+    unknown = [c for c in indicators if c not in numeric]
+    if unknown:
+        raise ValueError(f"missing_indicators {unknown} are not numeric features ({numeric})")
+    sizes = [len(vocabulary) for vocabulary in categories.values()]
+    return TabularInput(n_numeric, sizes, [numeric.index(c) for c in indicators])
+
+
+#: State-dict keys of softzoo 0.1.0 models (the feature scaling lived on the model).
+_RENAMED = {"x_shift": "inputs.shift", "x_scale": "inputs.scale"}
+
+
+def _upgrade_state_dict(module: nn.Module, state: dict, prefix: str, *args: Any) -> None:
+    """Load a 0.1.0 checkpoint or weights file: rename its scaling buffers; its model had
+    no missing values, so the median fill only needs a value (the mean)."""
+    for old, new in _RENAMED.items():
+        if prefix + old in state and prefix + new not in state:
+            state[prefix + new] = state.pop(prefix + old)
+    if prefix + "inputs.shift" in state and prefix + "inputs.fill" not in state:
+        state[prefix + "inputs.fill"] = state[prefix + "inputs.shift"].clone()
+        state.setdefault(prefix + "inputs.indicators", torch.zeros(0, dtype=torch.long))
+
+
 def _flat_target_message(model: SoftRegressor, param: str, value: float, y: Tensor) -> str:
     name, family = model.hparams.target_name, model.family.name
     low, high = float(y.min()), float(y.max())
@@ -372,6 +448,8 @@ ARCHITECTURE_KEYS = (
     "family",
     "family_options",
     "floor",
+    "categories",
+    "missing_indicators",
 )
 
 
@@ -409,6 +487,8 @@ def architecture(hparams: Mapping[str, Any]) -> dict[str, Any]:
         "family": family.name,
         "family_options": family.defining_options(),
         "floor": float(hp["floor"]),
+        "categories": {k: list(v) for k, v in (hp["categories"] or {}).items()},
+        "missing_indicators": list(hp["missing_indicators"] or []),
     }
 
 

@@ -1,4 +1,5 @@
-"""Pure PyTorch building blocks (no Lightning): activations, MLPs, positive heads.
+"""Pure PyTorch building blocks (no Lightning): activations, MLPs, positive heads, and the
+tabular input layer (imputation, missing indicators, scaling, category embeddings).
 
 Example:
     >>> import torch
@@ -16,12 +17,24 @@ from softzoo.nn.activations import (
 )
 from softzoo.nn.heads import HeadSpec, ParameterHeads, PositiveHead, positive_transform
 from softzoo.nn.mlp import MLP
+from softzoo.nn.tabular import (
+    FIRST_CODE,
+    MISSING_CODE,
+    UNSEEN_CODE,
+    TabularInput,
+    embedding_dim,
+)
 
 __all__ = [
+    "FIRST_CODE",
+    "MISSING_CODE",
     "MLP",
+    "UNSEEN_CODE",
     "HeadSpec",
     "ParameterHeads",
     "PositiveHead",
+    "TabularInput",
+    "embedding_dim",
     "inverse_softplus",
     "list_activations",
     "make_activation",

@@ -12,13 +12,22 @@ Example:
     (True, True)
 """
 
-from softzoo.onnx.export import INPUT_NAME, export, module_metadata, read_metadata, write_metadata
+from softzoo.onnx.export import (
+    INPUT_NAME,
+    export,
+    input_columns,
+    module_metadata,
+    output_names,
+    read_metadata,
+    write_metadata,
+)
 from softzoo.onnx.lowering import SOFTPLUS_LOWERINGS, softplus_exact
 from softzoo.onnx.parity import (
     PROVIDERS,
     ParityReport,
     check_parity,
     export_certified,
+    graph_feeds,
     metadata_mismatches,
     parity_inputs,
     session,
@@ -32,8 +41,11 @@ __all__ = [
     "check_parity",
     "export",
     "export_certified",
+    "graph_feeds",
+    "input_columns",
     "metadata_mismatches",
     "module_metadata",
+    "output_names",
     "parity_inputs",
     "read_metadata",
     "session",

@@ -15,10 +15,19 @@ import torch
 from torch import nn
 
 from softzoo import __version__
+from softzoo._codes import FIRST_CODE, MISSING_CODE, UNSEEN_CODE
 from softzoo._io import atomic_write, check_writable
 from softzoo.onnx.lowering import translation_table
 
-__all__ = ["INPUT_NAME", "export", "module_metadata", "read_metadata", "write_metadata"]
+__all__ = [
+    "INPUT_NAME",
+    "export",
+    "input_columns",
+    "module_metadata",
+    "output_names",
+    "read_metadata",
+    "write_metadata",
+]
 
 INPUT_NAME = "features"
 
@@ -30,6 +39,63 @@ def _activations(module: nn.Module) -> list[dict[str, Any]]:
         else {"name": type(layer).__name__.lower()}
         for layer in module.body.activation_layers
     ]
+
+
+def output_names(module: nn.Module) -> list[str]:
+    """The exported graph's outputs: the family's parameters, the predictive ``mean`` (a
+    parameter already, for the negative binomial and positive families), and, where the
+    family's interval is closed-form (Gaussian, log-normal), ``lower_NN`` and ``upper_NN``
+    of the model's central interval (NN: its level in percent)."""
+    names = list(module.family.param_names)
+    names += [] if "mean" in names else ["mean"]
+    if module.family.closed_form_interval:
+        tag = f"{round(module.hparams.interval_level * 100):d}"
+        names += [f"lower_{tag}", f"upper_{tag}"]
+    return names
+
+
+def input_columns(module: nn.Module) -> list[dict[str, Any]]:
+    """Every raw input column of the graph: name, role, dtype, graph input, number of
+    categories, and how its missing cells are handled."""
+    categories = module.categories
+    roles = {r["name"]: r for r in module.hparams.get("column_roles") or []}
+    indicators = set(module.hparams.get("missing_indicators") or [])
+    columns = []
+    for position, name in enumerate(module.numeric_names):
+        missing = "median" + (" + indicator" if name in indicators else "")
+        columns.append(
+            {
+                "name": name,
+                "role": "numeric",
+                "dtype": "float32",
+                "input": INPUT_NAME,
+                "position": position,
+                "missing": f"NaN → {missing}",
+            }
+        )
+    for name, vocabulary in categories.items():
+        source = roles.get(name, {}).get("dtype", "text")
+        columns.append(
+            {
+                "name": name,
+                "role": "categorical",
+                "dtype": "string",
+                "input": name,
+                "n_categories": len(vocabulary),
+                "source_dtype": source,
+                "missing": "empty string → missing code; an unseen category → unseen code",
+            }
+        )
+    return columns
+
+
+def _graph_inputs(module: nn.Module) -> list[dict[str, Any]]:
+    inputs = []
+    if module.inputs.n_numeric:
+        shape = ["batch", module.inputs.n_numeric]
+        inputs.append({"name": INPUT_NAME, "dtype": "float32", "shape": shape})
+    inputs += [{"name": c, "dtype": "string", "shape": ["batch"]} for c in module.categories]
+    return inputs
 
 
 def module_metadata(module: nn.Module, model_name: str | None = None) -> dict[str, str]:
@@ -46,13 +112,17 @@ def module_metadata(module: nn.Module, model_name: str | None = None) -> dict[st
         "target_name": str(module.hparams.get("target_name", "y")),
         "activations": json.dumps(_activations(module)),
         "floor": repr(float(module.hparams.get("floor", 1e-6))),
-        "input_schema": json.dumps(
-            {"name": INPUT_NAME, "dtype": "float32", "shape": ["batch", len(feature_names)]}
-        ),
+        "input_schema": json.dumps(_graph_inputs(module)),
+        "input_columns": json.dumps(input_columns(module)),
+        "categories": json.dumps(module.categories),
+        "missing_policy": str(module.hparams.get("missing_policy") or "impute"),
+        "interval_level": repr(float(module.hparams.interval_level)),
         "outputs": json.dumps(
-            [{"name": n, "dtype": "float32", "shape": ["batch"]} for n in family.param_names]
+            [{"name": n, "dtype": "float32", "shape": ["batch"]} for n in output_names(module)]
         ),
     }
+    if module.hparams.get("column_roles"):
+        meta["column_roles"] = json.dumps(module.hparams.column_roles)
     if model_name:
         meta["model_name"] = model_name
     return meta
@@ -97,6 +167,69 @@ def _strip_exporter_traces(model: onnx.ModelProto) -> None:
     del model.metadata_props[:]
 
 
+class _Deployed(nn.Module):
+    """What a deployed graph computes: the module's parameters, the predictive mean and,
+    for a closed-form family, the central interval ends (see :func:`output_names`)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        params = self.module(x)
+        family = self.module.family
+        outputs = [*params]
+        if "mean" not in family.param_names:
+            outputs.append(family.mean(params))
+        if family.closed_form_interval:
+            outputs += list(family.interval(params, self.module.hparams.interval_level))
+        return tuple(outputs)
+
+
+#: Name of the exported torch graph's input when a string front is joined in front of it.
+_CODED_INPUT = "coded_features"
+
+
+def _category_front(module: nn.Module, opset_version: int, ir_version: int) -> onnx.ModelProto:
+    """A graph from the raw inputs (``features`` and one string input per categorical
+    column) to the coded row the torch graph takes: ``ai.onnx.ml`` LabelEncoder per column
+    (the empty string → MISSING_CODE, an unseen category → UNSEEN_CODE), Cast, Concat."""
+    helper, nodes, parts = onnx.helper, [], []
+    inputs = []
+    if module.inputs.n_numeric:
+        shape = ["batch", module.inputs.n_numeric]
+        inputs.append(helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.FLOAT, shape))
+        parts.append(INPUT_NAME)
+    for j, (name, vocabulary) in enumerate(module.categories.items()):
+        inputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.STRING, ["batch"]))
+        keys = [*vocabulary, ""]
+        values = [FIRST_CODE + i for i in range(len(vocabulary))] + [MISSING_CODE]
+        code, number, column = f"front_code_{j}", f"front_float_{j}", f"front_column_{j}"
+        encoder = helper.make_node(
+            "LabelEncoder",
+            [name],
+            [code],
+            domain="ai.onnx.ml",
+            keys_strings=keys,
+            values_int64s=values,
+            default_int64=UNSEEN_CODE,
+        )
+        nodes += [
+            encoder,
+            helper.make_node("Cast", [code], [number], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", [number, "front_axis"], [column]),
+        ]
+        parts.append(column)
+    axis = helper.make_tensor("front_axis", onnx.TensorProto.INT64, [1], [1])
+    nodes.append(helper.make_node("Concat", parts, [_CODED_INPUT], axis=1))
+    output = helper.make_tensor_value_info(
+        _CODED_INPUT, onnx.TensorProto.FLOAT, ["batch", module.in_features]
+    )
+    graph = helper.make_graph(nodes, "softzoo_category_front", inputs, [output], [axis])
+    opsets = [helper.make_opsetid("", opset_version), helper.make_opsetid("ai.onnx.ml", 3)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=ir_version)
+
+
 def export(
     module: nn.Module,
     path: str | Path,
@@ -107,11 +240,15 @@ def export(
 ) -> Path:
     """Export a SoftRegressor to ``path`` as one ONNX file.
 
-    The graph takes RAW features (input ``"features"``, float32, shape (batch, d), the batch
-    dimension dynamic) and returns the family's parameters in original units, one output
-    per parameter, floors included; feature scaling and target unscaling are inside.
-    ``softplus="exact"`` lowers Softplus to the faster exact form of
-    :mod:`softzoo.onnx.lowering`; ``"plain"`` keeps onnxruntime's Softplus op.
+    The graph takes RAW rows: the numeric columns as input ``"features"`` (float32,
+    (batch, n_numeric), NaN where a cell is missing) and each categorical column as a
+    string input of its own name ((batch,); "" where a cell is missing), the batch dimension
+    dynamic. It returns the family's parameters in original units, floors included, the
+    predictive mean and, for Gaussian and log-normal models, the central interval ends
+    (:func:`output_names`); imputation, missing indicators, scaling, category codes,
+    embeddings and target unscaling are all inside. ``softplus="exact"`` lowers Softplus to
+    the faster exact form of :mod:`softzoo.onnx.lowering`; ``"plain"`` keeps
+    onnxruntime's Softplus op.
 
     Example:
         >>> import tempfile, torch
@@ -122,16 +259,22 @@ def export(
         '["loc", "scale"]'
     """
     path = check_writable(path)
+    if INPUT_NAME in module.categories:
+        raise ValueError(
+            f"a categorical column named {INPUT_NAME!r} would clash with the graph's numeric "
+            "input; rename the column"
+        )
     table = translation_table(softplus)
     module = module.eval()
+    coded = bool(module.categories)
     example = torch.zeros(2, module.in_features)
     with _quiet_exporter():
         program = torch.onnx.export(
-            module,
+            _Deployed(module),
             (example,),
             dynamo=True,
-            input_names=[INPUT_NAME],
-            output_names=list(module.family.param_names),
+            input_names=[_CODED_INPUT if coded else INPUT_NAME],
+            output_names=output_names(module),
             dynamic_shapes=({0: torch.export.Dim("batch")},),
             custom_translation_table=table,
             opset_version=opset_version,
@@ -140,10 +283,13 @@ def export(
         )
     model = program.model_proto
     _strip_exporter_traces(model)
+    if coded:
+        front = _category_front(module, opset_version, model.ir_version)
+        model = onnx.compose.merge_models(front, model, io_map=[(_CODED_INPUT, _CODED_INPUT)])
     model.producer_name, model.producer_version = "softzoo", __version__
     model.doc_string = f"softzoo {module.family.name} model; see metadata_props"
     _set_metadata(model, module_metadata(module, model_name) | {"softplus_lowering": softplus})
-    onnx.checker.check_model(model)
+    onnx.checker.check_model(model, full_check=True)
     return atomic_write(path, lambda tmp: onnx.save_model(model, str(tmp)))
 
 

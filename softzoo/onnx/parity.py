@@ -2,11 +2,15 @@
 
 Inputs: random rows around the training distribution plus adversarial ones: raw zeros,
 ±1e4 features (all, one at a time, alternating), rows putting first-layer softplus units
-exactly at beta·x = threshold (and one float32 step either side), and rows that drive the
-positive heads far negative. For each output: max absolute and relative error, and a
-pass/fail against ``|ort - torch| <= atol + rtol·|torch|`` with atol = rtol·max(1, max|torch|)
-(fp32 CPU: rtol 1e-5; CUDA without TF32: rtol 1e-4); every positive output must be
-finite and above its lower bound in both runtimes.
+exactly at beta·x = threshold (and one float32 step either side), rows that drive the
+positive heads far negative, missing numeric cells (NaN: one column, all, scattered), and
+for categorical columns every category, the empty string (missing) and a category no
+vocabulary holds (unseen). For each output (parameters, mean, interval ends): max absolute
+and relative error, and a pass/fail against ``|ort - torch| <= atol + rtol·|torch|`` with
+atol = rtol·max(1, max|torch|) (fp32 CPU: rtol 1e-5; CUDA without TF32: rtol 1e-4);
+the mean and interval ends of a positive family are compared as logs (an exponential
+multiplies float32's error by the exponent); every positive parameter must be finite and
+above its lower bound in both runtimes. The file's metadata must describe the module.
 """
 
 from __future__ import annotations
@@ -19,9 +23,18 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from softzoo.onnx.export import INPUT_NAME, export, module_metadata, read_metadata, write_metadata
+from softzoo._codes import FIRST_CODE
+from softzoo.onnx.export import (
+    INPUT_NAME,
+    _Deployed,
+    export,
+    module_metadata,
+    output_names,
+    read_metadata,
+    write_metadata,
+)
 from softzoo.onnx.lowering import SOFTPLUS_LOWERINGS
 
 __all__ = [
@@ -30,6 +43,7 @@ __all__ = [
     "ProviderParity",
     "check_parity",
     "export_certified",
+    "graph_feeds",
     "metadata_mismatches",
     "parity_inputs",
     "session",
@@ -187,24 +201,43 @@ def metadata_mismatches(module: nn.Module, onnx_path: str | Path) -> list[str]:
     return problems
 
 
+def _network_of_numeric(module: nn.Module, codes: Tensor, dtype: torch.dtype):
+    """The map from standardised numeric features z (1, n_numeric) to the network input,
+    the categorical codes held at ``codes``."""
+    inputs = copy.deepcopy(module.inputs).to(dtype).eval()
+
+    def network_input(z: Tensor) -> Tensor:
+        raw = inputs.shift + inputs.scale * z
+        return inputs(torch.cat([raw, codes.to(dtype).expand(len(z), -1)], dim=1))
+
+    return network_input
+
+
 def _threshold_rows(module: nn.Module, units: int = 8) -> list[np.ndarray]:
-    """Standardised rows z that put first-layer softplus units at beta·x = threshold: for
-    each of the first ``units`` units, bisection (float64) along the direction that raises
-    its pre-activation, so that a norm layer before the activation is handled too."""
+    """Standardised numeric rows z that put first-layer softplus units at beta·x =
+    threshold: for each of the first ``units`` units, bisection (float64) along the
+    direction that raises its pre-activation (so a norm layer before the activation is
+    handled too); categorical codes at the first category."""
     body = module.body
-    if not body.activation_layers or not isinstance(body.activation_layers[0], nn.Softplus):
+    n = module.inputs.n_numeric
+    if not n or not isinstance(body.activation_layers[0], nn.Softplus):
         return []
     act = body.activation_layers[0]
     body64 = copy.deepcopy(body).double().eval()
-    rows = []
+    network = _network_of_numeric(module, _base_codes(module), torch.float64)
     target = act.threshold / act.beta
+    rows = []
     for j in range(min(units, body.net[0].out_features)):
         row = _root_along_gradient(
-            lambda z, j=j: body64.pre_activation(z)[:, j], module.in_features, target
+            lambda z, j=j: body64.pre_activation(network(z))[:, j], n, target
         )
         if row is not None:
             rows.append(row)
     return rows
+
+
+def _base_codes(module: nn.Module) -> Tensor:
+    return torch.full((1, len(module.categories)), float(FIRST_CODE))
 
 
 def _root_along_gradient(f, d: int, target: float) -> np.ndarray | None:
@@ -232,12 +265,15 @@ def _root_along_gradient(f, d: int, target: float) -> np.ndarray | None:
 
 
 def _head_negative_rows(module: nn.Module) -> list[np.ndarray]:
-    """Standardised rows along the direction that lowers every positive head's raw output."""
-    z = torch.zeros(1, module.in_features, dtype=torch.float32, requires_grad=True)
-    raw = module.heads.linear(module.body(z))
+    """Standardised numeric rows along the direction that lowers every positive head's raw
+    output."""
+    n = module.inputs.n_numeric
     positive = [i for i, s in enumerate(module.heads.specs) if s.positive]
-    if not positive:
+    if not n or not positive:
         return []
+    z = torch.zeros(1, n, dtype=torch.float32, requires_grad=True)
+    network = _network_of_numeric(module, _base_codes(module), torch.float32)
+    raw = module.heads.linear(module.body(network(z)))
     raw[0, positive].sum().backward()
     direction = z.grad[0].double()
     if float(direction.norm()) == 0:
@@ -246,32 +282,82 @@ def _head_negative_rows(module: nn.Module) -> list[np.ndarray]:
     return [unit * k for k in (10.0, 100.0, 1e3, 1e4)]
 
 
-def parity_inputs(module: nn.Module, n_random: int = 1024, seed: int = 0) -> np.ndarray:
-    """Raw-feature rows (float32) for the parity check: random plus adversarial."""
-    d = module.in_features
+def _numeric_rows(module: nn.Module, n_random: int, rng: np.random.Generator) -> np.ndarray:
+    """Raw numeric rows: random around the training distribution, adversarial, NaN."""
+    d = module.inputs.n_numeric
     shift = module.x_shift.detach().double().numpy()
     scale = module.x_scale.detach().double().numpy()
-    rng = np.random.default_rng(seed)
     standardised = [
         rng.standard_normal((n_random, d)) * rng.choice([0.5, 1, 3], size=(n_random, 1))
     ]
-    standardised += [np.stack(_threshold_rows(module) or [np.zeros(d)])]
+    threshold = _threshold_rows(module)
+    standardised += [np.stack(threshold or [np.zeros(d)])]
     standardised += [np.stack(_head_negative_rows(module) or [np.zeros(d)])]
     raw = [shift + scale * z for z in standardised]
     raw.append(np.zeros((1, d)))
     raw.append(np.stack([np.full(d, 1e4), np.full(d, -1e4), np.where(np.arange(d) % 2, 1e4, -1e4)]))
     for sign in (1e4, -1e4):
         raw.append(np.where(np.eye(d) > 0, sign, shift))
-    rows = np.concatenate(raw).astype(np.float32)
-    at_threshold = rows[n_random : n_random + len(_threshold_rows(module))]
-    nudged = [np.nextafter(at_threshold, np.float32(s)) for s in (np.inf, -np.inf)]
-    return np.concatenate([rows, *nudged]).astype(np.float32)
+    # missing cells: one column at a time, all of them, and a random tenth of the cells
+    raw.append(np.where(np.eye(d) > 0, np.nan, shift))
+    raw.append(np.full((1, d), np.nan))
+    scattered = shift + scale * rng.standard_normal((32, d))
+    raw.append(np.where(rng.random((32, d)) < 0.1, np.nan, scattered))
+    rows = np.concatenate(raw)
+    at_threshold = rows[n_random : n_random + len(threshold)]
+    nudged = [
+        np.nextafter(at_threshold.astype(np.float32), np.float32(s)) for s in (np.inf, -np.inf)
+    ]
+    return np.concatenate([rows.astype(np.float32), *nudged]).astype(np.float32)
+
+
+def parity_inputs(module: nn.Module, n_random: int = 1024, seed: int = 0) -> np.ndarray:
+    """Rows (float32) of the module's input for the parity check: raw numeric values
+    (random, adversarial, NaN) followed by categorical codes (every category, the missing
+    and the unseen code, drawn at random per row)."""
+    rng = np.random.default_rng(seed)
+    numeric = _numeric_rows(module, n_random, rng)
+    sizes = [len(v) + FIRST_CODE for v in module.categories.values()]
+    rows = max(len(numeric), 1 if sizes else 0, *sizes)
+    if len(numeric) < rows:
+        numeric = np.resize(numeric, (rows, numeric.shape[1]))
+    # every code of every column appears, in shifting combinations
+    codes = [(np.arange(rows) + rng.integers(size)) % size for size in sizes]
+    codes = np.stack(codes, axis=1) if codes else np.zeros((rows, 0))
+    return np.concatenate([numeric, codes], axis=1).astype(np.float32)
+
+
+#: The string a parity row feeds for the unseen code: no vocabulary holds it.
+UNSEEN_TEXT = "\u2063softzoo-unseen-category"
+
+
+def graph_feeds(module: nn.Module, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The raw inputs of an exported graph for rows of the module's input: the numeric
+    block as ``features`` and, per categorical column, the text of each code (the missing
+    code as "", the unseen code as a string no vocabulary holds)."""
+    n = module.inputs.n_numeric
+    feeds = {INPUT_NAME: np.ascontiguousarray(rows[:, :n])} if n else {}
+    for j, (name, vocabulary) in enumerate(module.categories.items()):
+        texts = ["", UNSEEN_TEXT, *vocabulary]
+        feeds[name] = np.array([texts[int(c)] for c in rows[:, n + j]], dtype=object)
+    return feeds
 
 
 def _compare(
-    name: str, ort_out: np.ndarray, torch_out: np.ndarray, rtol: float, lower: float | None
+    name: str,
+    ort_out: np.ndarray,
+    torch_out: np.ndarray,
+    rtol: float,
+    lower: float | None,
+    log_scale: bool = False,
 ) -> OutputParity:
+    """Compare one output. ``log_scale``: compare the logs (for outputs that are an
+    exponential of the parameters, e.g. a log-normal mean, whose float32 error grows with
+    the exponent)."""
     a, t = ort_out.astype(np.float64), torch_out.astype(np.float64)
+    if log_scale:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a, t = np.log(a), np.log(t)
     finite = np.isfinite(t)
     atol = rtol * max(1.0, float(np.abs(t[finite]).max()) if finite.any() else 1.0)
     diff = np.abs(a - t)
@@ -318,32 +404,43 @@ def check_parity(
     module = module.eval()
     inputs = parity_inputs(module, n_random, seed)
     with torch.no_grad():
-        expected = [t.numpy() for t in module(torch.from_numpy(inputs))]
+        expected = [t.numpy() for t in _Deployed(module)(torch.from_numpy(inputs))]
     lower = {p.name: p.lower for p in module.family.params if p.positive}
     report = ParityReport(onnx_file=str(onnx_path))
     report.metadata_mismatches = metadata_mismatches(module, onnx_path)
+    feeds = graph_feeds(module, inputs)
     for provider in providers:
         sess = session(onnx_path, provider, threads)
-        width = sess.get_inputs()[0].shape[-1]
-        if width != module.in_features:
-            raise ValueError(
-                f"{str(onnx_path)!r} takes {width} features per row, the module "
-                f"{module.in_features}: it was exported from a different model"
-            )
+        _check_interface(sess, module, feeds, onnx_path)
         names = [o.name for o in sess.get_outputs()]
-        if names != list(module.family.param_names):
-            raise ValueError(
-                f"{str(onnx_path)!r} has outputs {names}, the module "
-                f"{list(module.family.param_names)}: it was exported from a different model"
-            )
-        got = sess.run(None, {INPUT_NAME: inputs})
+        got = sess.run(None, feeds)
         rtol = PROVIDERS[provider][2]
+        derived_log = module.family.support != "real"
         outputs = [
-            _compare(n, g, e, rtol, lower.get(n))
+            _compare(n, g, e, rtol, lower.get(n), derived_log and n not in module.param_names)
             for n, g, e in zip(names, got, expected, strict=True)
         ]
         report.providers.append(ProviderParity(provider, len(inputs), outputs))
     return report
+
+
+def _check_interface(sess, module: nn.Module, feeds: dict, onnx_path: str | Path) -> None:
+    """The graph must take the module's inputs and give its outputs."""
+    widths = {i.name: i.shape[-1] for i in sess.get_inputs()}
+    expected = {
+        name: (rows.shape[1] if rows.ndim == 2 else "batch") for name, rows in feeds.items()
+    }
+    if widths != expected:
+        raise ValueError(
+            f"{str(onnx_path)!r} takes inputs {widths}, the module {expected}: it was exported "
+            "from a different model"
+        )
+    names = [o.name for o in sess.get_outputs()]
+    if names != output_names(module):
+        raise ValueError(
+            f"{str(onnx_path)!r} has outputs {names}, the module {output_names(module)}: it "
+            "was exported from a different model"
+        )
 
 
 def export_certified(

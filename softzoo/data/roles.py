@@ -1,0 +1,206 @@
+"""Column roles of a table: which column is the target, numeric, categorical or ignored,
+decided by rules a user can predict, and shown as one table.
+
+The rules, in order, for every column but the target:
+1. listed in ``ignore`` → ignored; listed in ``categorical`` → categorical;
+2. numbers (integer or float) → numeric;
+3. text, bool and pandas/Parquet ``category`` columns → categorical, except
+   - a text column whose cells are mostly numbers is an error (a typo in a numeric
+     column: the message names the cells), and
+   - a text column that looks like an identifier (more than half its values distinct,
+     at least 20 values) is an error that suggests ``ignore`` or ``categorical``.
+
+A category is its cell's text (surrounding spaces stripped); numbers in a column listed
+as categorical are written in their shortest form (2007, not 2007.0).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+from softzoo._codes import FIRST_CODE, MISSING_CODE, UNSEEN_CODE
+
+__all__ = [
+    "ColumnRole",
+    "category_text",
+    "encode_categories",
+    "fit_vocabulary",
+    "infer_roles",
+    "numeric_values",
+    "roles_table",
+]
+
+#: A text column with more distinct values than this share (and at least
+#: _IDENTIFIER_MIN_VALUES values) looks like an identifier.
+_IDENTIFIER_SHARE = 0.5
+_IDENTIFIER_MIN_VALUES = 20
+#: "1,200" or "12,345.5": a number with thousands separators.
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?$")
+
+
+@dataclass(frozen=True)
+class ColumnRole:
+    """One row of the roles table: a column, its role, dtype, number of categories, its
+    missing cells (in the rows used; for the target, in the whole table) and what was done
+    with them."""
+
+    name: str
+    role: str
+    dtype: str
+    n_categories: int | None = None
+    n_missing: int = 0
+    missing: str = "-"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _unparsable(column: pd.Series) -> pd.Series:
+    """Cells that hold something but are no number."""
+    return pd.to_numeric(column, errors="coerce").isna() & column.notna()
+
+
+def numeric_values(frame: pd.DataFrame, name: str, role: str, source: str) -> np.ndarray:
+    """A column as float64 (NaN where empty); one clear error for cells that are no number."""
+    column = frame[name]
+    if is_numeric_dtype(column) or is_bool_dtype(column):
+        return column.to_numpy(np.float64, na_value=np.nan)
+    bad = _unparsable(column)
+    if not bad.any():  # e.g. integers beyond int64, which pandas keeps as Python ints
+        return pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    raise ValueError(_not_numeric_message(column, bad, role, source))
+
+
+def _not_numeric_message(column: pd.Series, bad: pd.Series, role: str, source: str) -> str:
+    rows = np.flatnonzero(bad.to_numpy())
+    shown = ", ".join(f"{column.iloc[r]!r} (row {r})" for r in rows[:3])
+    what = f"{role} column {column.name!r} in {source}"
+    if rows.size <= column.notna().sum() / 2:
+        advice = (
+            "fix those cells, or list the column in --data.categorical to use it as a "
+            "category: softzoo never drops or guesses values"
+        )
+        text = f"{what} is numeric except for {rows.size} cell(s): {shown}"
+    else:
+        advice = (
+            "the target must be a number in every row"
+            if role == "target"
+            else "encode it as numbers, or list the features to use with --data.features"
+        )
+        text = f"{what} is not numeric (first non-numbers: {shown})"
+    if _THOUSANDS.match(str(column.iloc[rows[0]]).strip()):
+        advice = "it looks like numbers written with thousands separators: remove them"
+    return f"{text}: {advice}"
+
+
+def _is_text(column: pd.Series) -> bool:
+    return not (is_numeric_dtype(column) and not is_bool_dtype(column))
+
+
+def _text_column_role(column: pd.Series, source: str) -> str:
+    """ "numeric" for a text column of numbers (e.g. integers beyond int64), else
+    "categorical"; a numeric column with typos or an identifier is an error."""
+    if is_bool_dtype(column):
+        return "categorical"
+    observed = column.dropna()
+    bad = _unparsable(observed)
+    if len(observed) and not bad.any():
+        return "numeric"
+    if len(observed) and bad.sum() <= len(observed) / 2:
+        raise ValueError(_not_numeric_message(column, _unparsable(column), "feature", source))
+    distinct = observed.astype(str).nunique()
+    if len(observed) >= _IDENTIFIER_MIN_VALUES and distinct > _IDENTIFIER_SHARE * len(observed):
+        raise ValueError(
+            f"text column {column.name!r} in {source} looks like an identifier ({distinct} "
+            f"distinct values in {len(observed)} rows): leave it out with --data.ignore "
+            f"'[{column.name}]', or list it in --data.categorical to use it as a category"
+        )
+    return "categorical"
+
+
+def infer_roles(
+    frame: pd.DataFrame,
+    target: str,
+    features: Sequence[str] | None,
+    categorical: Sequence[str],
+    ignore: Sequence[str],
+    source: str,
+) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) feature columns of ``frame`` by the rules of this module."""
+    columns = list(features) if features is not None else list(frame.columns)
+    kinds: dict[str, list[str]] = {"numeric": [], "categorical": []}
+    for name in columns:
+        if name == target or name in ignore:
+            continue
+        column = frame[name]
+        if name in categorical:
+            kinds["categorical"].append(name)
+        elif not _is_text(column):
+            kinds["numeric"].append(name)
+        else:
+            kinds[_text_column_role(column, source)].append(name)
+    return kinds["numeric"], kinds["categorical"]
+
+
+def category_text(value: object) -> str | None:
+    """The category a cell stands for (None when it is missing).
+
+    Example:
+        >>> [category_text(v) for v in (" Adelie ", 2007.0, True, float("nan"), "")]
+        ['Adelie', '2007', 'True', None, None]
+    """
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        number = float(value)
+        return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+    text = str(value).strip()
+    return text or None
+
+
+def _texts(column: pd.Series) -> list[str | None]:
+    return [category_text(v) for v in column.tolist()]
+
+
+def fit_vocabulary(column: pd.Series) -> list[str]:
+    """The sorted distinct categories of a column (its training rows)."""
+    return sorted({t for t in _texts(column) if t is not None})
+
+
+def encode_categories(column: pd.Series, vocabulary: Sequence[str]) -> np.ndarray:
+    """Codes as float64: MISSING_CODE, UNSEEN_CODE, or FIRST_CODE + position in the
+    vocabulary (see :mod:`softzoo.nn.tabular`)."""
+    index = {category: FIRST_CODE + i for i, category in enumerate(vocabulary)}
+    return np.array(
+        [MISSING_CODE if t is None else index.get(t, UNSEEN_CODE) for t in _texts(column)],
+        dtype=np.float64,
+    )
+
+
+def roles_table(roles: Sequence[ColumnRole]) -> str:
+    """The roles as an aligned text table (what ``softzoo fit`` prints)."""
+    head = ("column", "role", "dtype", "categories", "missing", "missing cells")
+    rows = [
+        (
+            r.name,
+            r.role,
+            r.dtype,
+            "-" if r.n_categories is None else str(r.n_categories),
+            str(r.n_missing),
+            r.missing,
+        )
+        for r in roles
+    ]
+    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [head, *rows]
+    )

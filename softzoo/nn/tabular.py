@@ -1,0 +1,101 @@
+"""The input of a tabular network: numeric columns imputed, flagged and standardised,
+categorical codes embedded, all in ``forward`` so that an exported graph does the same.
+
+A row is a float tensor of ``n_numeric`` raw numeric values (NaN where a cell is missing)
+followed by one code per categorical column (as a float): ``MISSING_CODE`` for a missing
+cell, ``UNSEEN_CODE`` for a category the training split did not have, and
+``FIRST_CODE + i`` for the i-th category of the column's vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from softzoo._codes import FIRST_CODE, MISSING_CODE, UNSEEN_CODE
+
+__all__ = ["FIRST_CODE", "MISSING_CODE", "UNSEEN_CODE", "TabularInput", "embedding_dim"]
+
+
+def embedding_dim(n_codes: int) -> int:
+    """Width of a categorical column's embedding: fastai's rule ``round(1.6·n^0.56)``
+    for ``n`` codes (categories + the missing and unseen codes), capped at 50.
+
+    Example:
+        >>> [embedding_dim(n) for n in (3, 5, 12, 1000)]
+        [3, 4, 6, 50]
+    """
+    return int(min(50, round(1.6 * n_codes**0.56)))
+
+
+class TabularInput(nn.Module):
+    """Missing numeric cells → the training median (``fill``), a 0/1 indicator for each
+    column of ``indicators`` (those with gaps in training), ``(x - shift) / scale``, and an
+    embedding per categorical column; the parts are concatenated in that order.
+
+    Args:
+        n_numeric: numeric columns (the first ones of a row).
+        category_sizes: the number of categories of each categorical column (the codes
+            also include the missing and unseen ones).
+        indicators: positions (among the numeric columns) that get a missing indicator.
+
+    Example:
+        >>> layer = TabularInput(2, category_sizes=[3], indicators=[1])
+        >>> row = torch.tensor([[0.5, float("nan"), 4.0]])  # code 4: the third category
+        >>> layer(row).shape, layer.out_features
+        (torch.Size([1, 7]), 7)
+    """
+
+    def __init__(
+        self,
+        n_numeric: int,
+        category_sizes: Sequence[int] = (),
+        indicators: Sequence[int] = (),
+    ) -> None:
+        super().__init__()
+        if any(not 0 <= i < n_numeric for i in indicators):
+            raise ValueError(f"indicator positions {list(indicators)} outside 0..{n_numeric - 1}")
+        self.n_numeric = int(n_numeric)
+        self.register_buffer("shift", torch.zeros(n_numeric))
+        self.register_buffer("scale", torch.ones(n_numeric))
+        self.register_buffer("fill", torch.zeros(n_numeric))
+        self.register_buffer("indicators", torch.tensor(list(indicators), dtype=torch.long))
+        sizes = [int(s) + FIRST_CODE for s in category_sizes]
+        self.embeddings = nn.ModuleList(nn.Embedding(n, embedding_dim(n)) for n in sizes)
+        self.in_features = self.n_numeric + len(sizes)
+        self.out_features = (
+            self.n_numeric + len(indicators) + sum(e.embedding_dim for e in self.embeddings)
+        )
+
+    @torch.no_grad()
+    def fit(self, x: Tensor) -> None:
+        """Fit ``fill`` (median), ``shift`` (mean) and ``scale`` (standard deviation) on the
+        observed numeric cells of the training rows ``x``."""
+        numeric = x[:, : self.n_numeric].double()
+        observed = ~torch.isnan(numeric)
+        empty = [i for i in range(self.n_numeric) if not observed[:, i].any()]
+        if empty:
+            raise ValueError(
+                f"numeric column(s) at position(s) {empty} have no value in the training rows: "
+                "leave them out of the features"
+            )
+        count = observed.sum(dim=0)
+        mean = torch.nansum(numeric, dim=0) / count
+        centred = torch.where(observed, numeric - mean, torch.zeros_like(numeric))
+        std = (centred.pow(2).sum(dim=0) / (count - 1).clamp_min(1)).sqrt()
+        self.fill.copy_(torch.nanquantile(numeric, 0.5, dim=0))
+        self.shift.copy_(mean)
+        self.scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        numeric = x[:, : self.n_numeric]
+        missing = torch.isnan(numeric)
+        parts = [(torch.where(missing, self.fill, numeric) - self.shift) / self.scale]
+        if self.indicators.numel():
+            parts.append(missing[:, self.indicators].to(numeric.dtype))
+        if self.embeddings:
+            codes = x[:, self.n_numeric :].long()
+            parts += [embed(codes[:, j]) for j, embed in enumerate(self.embeddings)]
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
