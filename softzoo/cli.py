@@ -448,6 +448,11 @@ def run_cli(args: list[str] | None) -> Any:
         ) from None
     except MisconfigurationException as err:
         raise ValueError(_one_line(str(err))) from None
+    except ValueError as err:
+        # jsonargparse wraps the data module's own error in a dump of the subtypes it tried
+        if str(err).startswith("Does not validate") and isinstance(err.__cause__, ValueError):
+            raise err.__cause__ from None
+        raise
 
 
 def run_lightning(argv: list[str]) -> int:

@@ -53,6 +53,8 @@ def _csv(path: str, target: str = "y", *extra: str) -> list[str]:
 FILES = {
     "d.csv": "a,b,y\n" + "".join(f"{i},{i % 3},{i + 1}\n" for i in range(40)),
     "empty.csv": "",
+    "parts.csv": "a,part,y\n"
+    + "".join(f"{i},{'train' if i != 5 else 'holdout'},{i}\n" for i in range(20)),
     "ids.csv": "a,b,y\n" + "".join(f"{i},user{i},{i % 7}\n" for i in range(30)),
     "nan.csv": "a,b,y\n1,2,3\n1,nan,4\n",
     "inf.csv": "a,b,y\n1,2,3\n1,inf,4\n",
@@ -81,6 +83,13 @@ CLI_ROWS = {
     "missing target column": _csv("d.csv", "price"),
     "unknown feature column": _csv("d.csv", "y", "--data.init_args.features", "[a, c]"),
     "text column that looks like an identifier": _csv("ids.csv"),
+    "unknown value in the split column": _csv(
+        "parts.csv", "y", "--data.init_args.split_column", "part"
+    ),
+    "unknown missing-value policy": _csv("d.csv", "y", "--data.init_args.missing", "drop"),
+    "a column both categorical and ignored": _csv(
+        "d.csv", "y", "--data.init_args.categorical", "[b]", "--data.init_args.ignore", "[b]"
+    ),
     "NaN in features": _csv("nan.csv", "y", "--data.init_args.missing", "error"),
     "inf in features": _csv("inf.csv"),
     "NaN in target": _csv("nan_y.csv", "y", "--data.init_args.missing", "error"),

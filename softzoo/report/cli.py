@@ -53,6 +53,7 @@ def _rows(args: argparse.Namespace, model: SoftRegressor) -> tuple[Any, Any, str
             path=args.data,
             target=model.hparams.target_name,
             features=model.feature_names,
+            vocabularies=model.categories or None,
             val_fraction=0.0,
             test_fraction=0.0,
         )

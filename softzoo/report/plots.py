@@ -299,7 +299,26 @@ def _markdown(
             f"The `{module.family.name}` family is a point predictor: it has no predictive "
             "distribution, so there is no reliability diagram, PIT histogram or interval.",
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _roles_section(module)) + "\n"
+
+
+def _roles_section(module: Any) -> list[str]:
+    """The roles table the model was trained with (models trained on a table)."""
+    roles = module.hparams.get("column_roles")
+    if not roles:
+        return []
+    lines = ["", "## Columns", "", "How the training table's columns were used:", ""]
+    lines += [
+        "| column | role | dtype | categories | missing | missing cells |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for r in roles:
+        count = "" if r.get("n_categories") is None else r["n_categories"]
+        lines.append(
+            f"| {r['name']} | {r['role']} | {r['dtype']} | {count} | {r['n_missing']} | "
+            f"{r['missing']} |"
+        )
+    return lines
 
 
 def prepare_output(output: str | Path) -> Path:
