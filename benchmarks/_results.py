@@ -45,3 +45,16 @@ def host_info() -> dict:
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
     }
+
+
+def quiet_trainer(**options):
+    """A Lightning Trainer with no logger, checkpoints, progress bar or model summary."""
+    import lightning.pytorch as pl
+
+    quiet = {
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    return pl.Trainer(**{**quiet, **options})

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from _results import write_results
+from _results import quiet_trainer, write_results
 from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
 
@@ -58,15 +58,8 @@ def run(dataset: str, activation: str, lr: float, epochs: int, seed: int) -> dic
         data.n_features, hidden=[64, 64], activation=activation, lr=lr, scheduler=None
     )
     history = _History()
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        # the monitor must run before the history reads its metrics
-        callbacks=[DeadUnitMonitor(), history],
-    )
+    # the monitor must run before the history reads its metrics
+    trainer = quiet_trainer(max_epochs=epochs, callbacks=[DeadUnitMonitor(), history])
     trainer.fit(model, data)
     test = model.evaluate(*data.tensors("test"))
     return {"history": history.rows, "test_nll": test["nll"], "test_rmse": test["rmse"]}

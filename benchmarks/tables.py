@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _results import host_info, write_results
+from _results import host_info, quiet_trainer, write_results
 from scipy import stats
 
 from softzoo.data import TabularDataModule, synthetic_table
@@ -94,14 +94,7 @@ def _fit(path: Path, epochs: int, **data_options) -> tuple[SoftRegressor, Tabula
         categories=data.categories,
         missing_indicators=data.missing_indicators,
     )
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, data)
+    quiet_trainer(max_epochs=epochs).fit(model, data)
     return model.eval(), data
 
 

@@ -4,6 +4,8 @@ benchmark location (optional)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +63,12 @@ def make_quiet_trainer(**options) -> pl.Trainer:
         "enable_model_summary": False,
     }
     return pl.Trainer(**{**quiet, **options})
+
+
+def predict_py(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``export/predict.py`` (numpy + onnxruntime only) with ``args``."""
+    command = [sys.executable, str(ROOT / "export/predict.py"), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture

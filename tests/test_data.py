@@ -80,7 +80,15 @@ EXPECTED = {
 
 
 def test_list_datasets() -> None:
-    assert datasets.list_datasets() == sorted(EXPECTED)
+    assert datasets.list_datasets() == sorted([*EXPECTED, "penguins"])
+
+
+def test_penguins_is_a_real_table_with_text_and_gaps() -> None:
+    frame = datasets.load_frame("penguins")
+    assert frame.shape == (344, 8) and int(frame.isna().sum().sum()) == 19
+    assert datasets.info("penguins").unit == "g" and "CC0" in datasets.info("penguins").source
+    with pytest.raises(ValueError, match=r"has text columns \(species, island, sex\)"):
+        datasets.load("penguins")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -157,26 +165,15 @@ def test_a_text_column_is_a_category_never_left_out(table, tmp_path, suffix) -> 
 
 
 def test_fraction_split_is_a_seeded_partition(table) -> None:
-    dm = TabularDataModule(
-        path=str(table[0]),
-        target="price",
-        features=NUMERIC,
-        val_fraction=0.2,
-        test_fraction=0.3,
-        seed=1,
-    )
-    parts = dm.split_indices
+    def split() -> dict:
+        options = {"features": NUMERIC, "val_fraction": 0.2, "test_fraction": 0.3, "seed": 1}
+        return TabularDataModule(path=str(table[0]), target="price", **options).split_indices
+
+    parts = split()
     assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(10))
     assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (5, 2, 3)
-    again = TabularDataModule(
-        path=str(table[0]),
-        target="price",
-        features=NUMERIC,
-        val_fraction=0.2,
-        test_fraction=0.3,
-        seed=1,
-    )
-    assert all(np.array_equal(parts[k], again.split_indices[k]) for k in parts)
+    again = split()
+    assert all(np.array_equal(parts[k], again[k]) for k in parts)
 
 
 def test_index_files_split(table, tmp_path) -> None:

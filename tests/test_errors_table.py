@@ -61,7 +61,6 @@ FILES = {
     "nan_y.csv": "a,b,y\n1,2,3\n1,2,\n",
     "neg.csv": "a,y\n" + "".join(f"{i},{i - 20}\n" for i in range(40)),
     "frac.csv": "a,y\n" + "".join(f"{i},{i / 2}\n" for i in range(40)),
-    "small.csv": "a,y\n1,2\n2,3\n3,4\n",
     "new.csv": "a\n1\n",
     "dup.csv": "a,a,y\n1,2,3\n2,3,4\n",
     "semi.csv": "a;b;y\n1;2;3\n2;3;4\n",

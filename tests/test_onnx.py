@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT
+from conftest import ROOT, predict_py
 from torch import nn
 
 from softzoo.cli import main
@@ -270,19 +270,7 @@ def tiny_onnx(tmp_path_factory) -> Path:
 def test_predictor_bad_input(tmp_path, tiny_onnx, csv: str, message: str) -> None:
     path = tiny_onnx
     (tmp_path / "in.csv").write_text(csv)
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "export/predict.py"),
-            str(path),
-            str(tmp_path / "in.csv"),
-            "-o",
-            str(tmp_path / "o.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = predict_py(path, tmp_path / "in.csv", "-o", tmp_path / "o.csv")
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "o.csv").exists()
 

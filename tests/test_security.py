@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, predict_py
 
 import softzoo
 from softzoo._io import WriteError, atomic_write
@@ -214,12 +214,6 @@ def test_parity_fails_on_a_file_without_metadata(tmp_path) -> None:
     assert not report.passed and "family: missing" in report.metadata_mismatches
 
 
-def _predict_py(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(PREDICT), *map(str, args)], capture_output=True, text=True, timeout=60
-    )
-
-
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -237,7 +231,7 @@ def test_predict_py_refuses_metadata_that_contradicts_the_graph(tmp_path, change
         **changes,
     )
     (tmp_path / "in.csv").write_text("a,b\n1,2\n")
-    result = _predict_py(path, tmp_path / "in.csv", "-o", tmp_path / "out.csv")
+    result = predict_py(path, tmp_path / "in.csv", "-o", tmp_path / "out.csv")
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out.csv").exists()
 
@@ -250,14 +244,14 @@ def test_predict_py_verifies_the_file_before_use(tmp_path) -> None:
     from softzoo import datasets
 
     datasets.load_frame("yacht").head(5).to_csv(tmp_path / "in.csv", index=False)
-    ok = _predict_py(
+    ok = predict_py(
         shipped, tmp_path / "in.csv", "-o", tmp_path / "out.csv", "--manifest", manifest
     )
     assert ok.returncode == 0, ok.stderr
     copy = tmp_path / entry["file"]
     copy.write_bytes(shipped.read_bytes() + b"\0")
     for check in (["--manifest", manifest], ["--sha256", entry["sha256"]]):
-        bad = _predict_py(copy, tmp_path / "in.csv", "-o", tmp_path / "bad.csv", *check)
+        bad = predict_py(copy, tmp_path / "in.csv", "-o", tmp_path / "bad.csv", *check)
         assert bad.returncode == 2 and "failed verification" in bad.stderr
         assert not (tmp_path / "bad.csv").exists()
 
@@ -293,7 +287,7 @@ def test_predict_py_never_writes_over_its_inputs(tmp_path) -> None:
         (path, "is the model file"),
         (tmp_path, "it is a directory"),
     ):
-        result = _predict_py(path, tmp_path / "in.csv", "-o", output)
+        result = predict_py(path, tmp_path / "in.csv", "-o", output)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     assert all(p.read_bytes() == content for p, content in before.items())
@@ -331,12 +325,7 @@ def test_a_stale_lock_is_taken_over_and_a_finished_run_leaves_none(tmp_path, cap
 def test_two_runs_in_one_directory_the_second_stops_before_it_starts(tmp_path) -> None:
     folder = tmp_path / "ck"
     args = _fit_args(tmp_path, "--checkpoint.dirpath", str(folder), "--trainer.max_epochs", "400")
-    first = subprocess.Popen(
-        [sys.executable, "-m", "softzoo.cli", "fit", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = _start_fit(args)
     try:
         _wait_for(folder / ".softzoo-fit.lock", first)
         second = subprocess.run(
@@ -351,6 +340,11 @@ def test_two_runs_in_one_directory_the_second_stops_before_it_starts(tmp_path) -
         first.wait()
 
 
+def _start_fit(args: list[str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "softzoo.cli", "fit", *args]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
 def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -362,12 +356,7 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> No
 def test_sigterm_during_fit_exits_143(tmp_path) -> None:
     folder = tmp_path / "ck"
     args = _fit_args(tmp_path, "--checkpoint.dirpath", str(folder), "--trainer.max_epochs", "400")
-    run = subprocess.Popen(
-        [sys.executable, "-m", "softzoo.cli", "fit", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = _start_fit(args)
     _wait_for(folder / "last.ckpt", run)
     run.send_signal(signal.SIGTERM)
     _, err = run.communicate(timeout=120)
@@ -427,7 +416,7 @@ def test_every_writer_reports_a_real_full_disk(tmp_path, capsys, trained) -> Non
         export(softzoo.models.load_checkpoint(trained), tmp_path / "m.onnx")
         rows = "a,b\n" + "1,2\n" * 5000
         (tmp_path / "in.csv").write_text(rows)
-        result = _predict_py(tmp_path / "m.onnx", tmp_path / "in.csv", "-o", disk / "out.csv")
+        result = predict_py(tmp_path / "m.onnx", tmp_path / "in.csv", "-o", disk / "out.csv")
         assert result.returncode == 2 and "is the disk full?" in result.stderr
         args = _fit_args(tmp_path, "--ckpt_path", str(trained), "--output", str(disk / "p.csv"))
         args += ["--data.predict_path", str(tmp_path / "in.csv")]
@@ -451,7 +440,7 @@ def test_a_value_beyond_float32_is_refused_at_predict_time(tmp_path, capsys, tra
     assert status == 2 and "feature 'b' has 1 value(s) too large for float32" in err
     assert not (tmp_path / "p.csv").exists()
     export(softzoo.models.load_checkpoint(trained), tmp_path / "m.onnx")
-    result = _predict_py(tmp_path / "m.onnx", tmp_path / "new.csv", "-o", tmp_path / "o.csv")
+    result = predict_py(tmp_path / "m.onnx", tmp_path / "new.csv", "-o", tmp_path / "o.csv")
     assert (
         result.returncode == 2
         and "line 3: column 'b' holds '1e300': inf or beyond" in result.stderr
@@ -467,7 +456,7 @@ def test_a_model_predicts_on_its_own_training_file_whatever_its_header(tmp_path)
     module = softzoo.models.load_checkpoint(tmp_path / "ck/last.ckpt")
     assert module.feature_names == ["a", "b"]
     export(module, tmp_path / "m.onnx")
-    result = _predict_py(tmp_path / "m.onnx", tmp_path / "d.csv", "-o", tmp_path / "o.csv")
+    result = predict_py(tmp_path / "m.onnx", tmp_path / "d.csv", "-o", tmp_path / "o.csv")
     assert result.returncode == 0, result.stderr
     got = np.genfromtxt(tmp_path / "o.csv", delimiter=",", names=True)
     features = torch.tensor([[i, i % 3] for i in range(40)], dtype=torch.float32)
@@ -487,7 +476,7 @@ def test_training_and_predict_py_refuse_the_same_headers(tmp_path, header, messa
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         read_table(tmp_path / "bad.csv")
     path = export(SoftRegressor(1, hidden=[4], feature_names=["a"]), tmp_path / "m.onnx")
-    result = _predict_py(path, tmp_path / "bad.csv", "-o", tmp_path / "o.csv")
+    result = predict_py(path, tmp_path / "bad.csv", "-o", tmp_path / "o.csv")
     assert result.returncode == 2 and message in result.stderr
 
 

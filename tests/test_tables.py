@@ -4,14 +4,13 @@ column, both command-line forms, raw rows into ONNX and the torch-free predictor
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, make_quiet_trainer
+from conftest import ROOT, make_quiet_trainer, predict_py
 
 from softzoo import datasets
 from softzoo._codes import FIRST_CODE, MISSING_CODE, UNSEEN_CODE
@@ -289,19 +288,7 @@ def test_predict_py_reads_a_raw_csv_and_matches_the_module(penguin_model, tmp_pa
     )
     frame = frame.assign(notes="ignored")[["notes", *reversed(frame.columns)]]
     frame.to_csv(tmp_path / "raw.csv", index=False)
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "export/predict.py"),
-            str(path),
-            str(tmp_path / "raw.csv"),
-            "-o",
-            str(tmp_path / "out.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = predict_py(path, tmp_path / "raw.csv", "-o", tmp_path / "out.csv")
     assert result.returncode == 0, result.stderr
     got = pd.read_csv(tmp_path / "out.csv")
     data = TabularDataModule(dataset="penguins", vocabularies=model.categories)

@@ -17,6 +17,7 @@ from importlib import resources
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from softzoo._names import unknown_name_error
 from softzoo.datasets._catalog import CATALOG, DatasetInfo
@@ -63,7 +64,7 @@ def load(name: str) -> Dataset:
         (308, 6)
     """
     entry, frame = info(name), load_frame(name)
-    text = [c for c in entry.features if frame[c].dtype == object]
+    text = [c for c in entry.features if not is_numeric_dtype(frame[c])]
     if text:
         raise ValueError(
             f"data set {name!r} has text columns ({', '.join(text)}): load it as a table with "
