@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "train_throughput": ["train_throughput.py"],
     "onnx_latency": ["onnx_latency.py"],
     "dead_units": ["dead_units.py"],
+    "tables": ["tables.py"],
 }
 _DEFAULT = ("uci", "train_throughput", "onnx_latency")
 

@@ -81,3 +81,18 @@ def test_softzoo_bench_runs_the_checkouts_scripts_and_prints_their_json(tmp_path
     assert (
         "unknown benchmark 'nope'; choose among: uci, train_throughput" in capsys.readouterr().err
     )
+
+
+def test_tables_benchmark_reports_the_host_and_the_linear_baseline(tmp_path) -> None:
+    tables = _load("tables")
+    from softzoo.data import TabularDataModule
+
+    data = TabularDataModule(dataset="penguins")
+    baseline = tables._linear_baseline(data)
+    assert 0.0 < baseline["picp_90"] <= 1.0 and 200 < baseline["rmse"] < 500
+    cost = tables.embedding_cost(3000)
+    assert cost["embedding_step_ratio"] == pytest.approx(
+        cost["step_ms_with_4_categorical"] / cost["step_ms_numeric_only"], rel=0.01
+    )
+    host = _load("_results").host_info()
+    assert {"cpu", "cpu_capability", "onnxruntime", "torch_threads"} <= set(host)

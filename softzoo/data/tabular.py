@@ -316,6 +316,7 @@ class TabularDataModule(ArrayDataModule):
         for name in frame.columns:
             column = frame[name] if name == target else used[name]
             dtype, n_missing = str(column.dtype), int(column.isna().sum())
+            dtype = "text" if dtype in ("object", "str", "string") else dtype
             if name == target:
                 note = "rows left out" if n_missing else "-"
                 roles.append(ColumnRole(name, "target", dtype, None, n_missing, note))
@@ -327,9 +328,8 @@ class TabularDataModule(ArrayDataModule):
                 )
             elif name in categorical:
                 note = "missing code" if n_missing else "-"
-                kind = "text" if dtype in ("object", "str", "string") else dtype
                 roles.append(
-                    ColumnRole(name, "categorical", kind, len(vocabulary[name]), n_missing, note)
+                    ColumnRole(name, "categorical", dtype, len(vocabulary[name]), n_missing, note)
                 )
             else:
                 role = "split" if name == self.split_column else "ignored"
