@@ -133,6 +133,192 @@ def _category(cell: str, source_dtype: str) -> str:
     return text
 
 
+# ---- distributions in numpy: CDFs, quantiles and intervals (no scipy on a deployment) -----
+_LANCZOS = (
+    0.99999999999980993,
+    676.5203681218851,
+    -1259.1392167224028,
+    771.32342877765313,
+    -176.61502916214059,
+    12.507343278686905,
+    -0.13857109526572012,
+    9.9843695780195716e-6,
+    1.5056327351493116e-7,
+)
+
+
+def _lgamma(x: np.ndarray) -> np.ndarray:
+    """log Γ(x) for x > 0 (Lanczos, g = 7: about 1e-15 relative)."""
+    x = np.asarray(x, dtype=np.float64) - 1.0
+    series = np.full_like(x, _LANCZOS[0])
+    for i, c in enumerate(_LANCZOS[1:], start=1):
+        series += c / (x + i)
+    t = x + 7.5
+    return 0.5 * np.log(2 * np.pi) + (x + 0.5) * np.log(t) - t + np.log(series)
+
+
+def _erfc(x: np.ndarray) -> np.ndarray:
+    """erfc(x) (Numerical Recipes' Chebyshev fit: relative error below 1.2e-7)."""
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = (
+        -z * z
+        - 1.26551223
+        + t
+        * (
+            1.00002368
+            + t
+            * (
+                0.37409196
+                + t
+                * (
+                    0.09678418
+                    + t
+                    * (
+                        -0.18628806
+                        + t
+                        * (
+                            0.27886807
+                            + t
+                            * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))
+                        )
+                    )
+                )
+            )
+        )
+    )
+    r = t * np.exp(poly)
+    return np.where(x >= 0, r, 2.0 - r)
+
+
+def _normal_cdf(z: np.ndarray) -> np.ndarray:
+    return 0.5 * _erfc(-z / np.sqrt(2.0))
+
+
+def _gammainc(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The regularised lower incomplete gamma P(a, x): series below a + 1, Lentz's continued
+    fraction above (Numerical Recipes' gser/gcf), 300 terms."""
+    a, x = np.broadcast_arrays(np.asarray(a, np.float64), np.maximum(np.asarray(x, np.float64), 0))
+    log_front = a * np.log(np.where(x > 0, x, 1.0)) - x - _lgamma(a)
+    term = 1.0 / a
+    total = term.copy()
+    for n in range(1, 300):
+        term = term * x / (a + n)
+        total = total + term
+    series = total * np.exp(log_front)
+    b = x + 1.0 - a
+    c, d = np.full_like(b, 1e300), 1.0 / np.where(b == 0, 1e-300, b)
+    h = d.copy()
+    for i in range(1, 300):
+        an = -i * (i - a)
+        b = b + 2.0
+        d = an * d + b
+        d = 1.0 / np.where(np.abs(d) < 1e-300, 1e-300, d)
+        c = b + an / np.where(np.abs(c) < 1e-300, 1e-300, c)
+        h = h * d * c
+    fraction = 1.0 - np.exp(log_front) * h
+    out = np.where(x < a + 1.0, series, fraction)
+    return np.clip(np.where(x <= 0, 0.0, out), 0.0, 1.0)
+
+
+def _betacf(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = np.ones_like(x)
+    d = 1.0 - qab * x / qap
+    d = 1.0 / np.where(np.abs(d) < 1e-300, 1e-300, d)
+    h = d.copy()
+    for m in range(1, 300):
+        m2 = 2 * m
+        for aa in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
+            d = 1.0 + aa * d
+            d = 1.0 / np.where(np.abs(d) < 1e-300, 1e-300, d)
+            c = 1.0 + aa / np.where(np.abs(c) < 1e-300, 1e-300, c)
+            h = h * d * c
+    return h
+
+
+def _betainc(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The regularised incomplete beta I_x(a, b) (Numerical Recipes' betai)."""
+    a, b, x = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (a, b, x)))
+    inner = np.clip(x, 1e-300, 1 - 1e-16)
+    log_front = _lgamma(a + b) - _lgamma(a) - _lgamma(b) + a * np.log(inner) + b * np.log1p(-inner)
+    front = np.exp(log_front)
+    direct = front * _betacf(a, b, inner) / a
+    mirrored = 1.0 - front * _betacf(b, a, 1.0 - inner) / b
+    out = np.where(inner < (a + 1.0) / (a + b + 2.0), direct, mirrored)
+    return np.clip(np.where(x <= 0, 0.0, np.where(x >= 1, 1.0, out)), 0.0, 1.0)
+
+
+def family_cdf(family: str, params: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+    """F(y) of one softzoo family in numpy (params broadcast against y)."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    y = np.asarray(y, np.float64)
+    if family == "gaussian":
+        return _normal_cdf((y - p["loc"]) / p["scale"])
+    if family == "lognormal":
+        log_y = np.log(np.where(y > 0, y, 1.0))
+        return np.where(y > 0, _normal_cdf((log_y - p["loc"]) / p["scale"]), 0.0)
+    if family == "student_t":
+        t = (y - p["loc"]) / p["scale"]
+        tail = 0.5 * _betainc(p["df"] / 2, 0.5, p["df"] / (p["df"] + t * t))
+        return np.where(t > 0, 1.0 - tail, tail)
+    if family == "gamma":
+        return _gammainc(p["concentration"], p["rate"] * np.maximum(y, 0))
+    k = np.floor(y)
+    if family == "poisson":
+        return np.where(k >= 0, 1.0 - _gammainc(k + 1, p["rate"]), 0.0)
+    if family == "negative_binomial":
+        r, mean = p["concentration"], p["mean"]
+        return np.where(k >= 0, _betainc(r, np.maximum(k, 0) + 1, r / (r + mean)), 0.0)
+    raise InputError(f"no distribution for family {family!r}")
+
+
+def _spread(family: str, p: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, standard deviation) of each member, for the bisection's first bracket."""
+    if family in ("gaussian", "student_t"):
+        return p["loc"], p["scale"] * (3.0 if family == "student_t" else 1.0)
+    if family == "lognormal":
+        return np.exp(p["loc"]), np.exp(p["loc"]) * np.expm1(p["scale"])
+    if family == "gamma":
+        return p["concentration"] / p["rate"], np.sqrt(p["concentration"]) / p["rate"]
+    mean = p.get("rate", p.get("mean"))
+    extra = mean**2 / p["concentration"] if "concentration" in p else 0.0
+    return mean, np.sqrt(mean + extra)
+
+
+def mixture_quantile(family: str, params: dict[str, np.ndarray], q: float) -> np.ndarray:
+    """The q-quantile of each row's equal-weight mixture of members (member parameters
+    (n, members); a single model is (n,)) by bisection on the mixture CDF."""
+    p = {k: np.asarray(v, np.float64).reshape(len(v), -1) for k, v in params.items()}
+
+    def cdf(y: np.ndarray) -> np.ndarray:
+        return family_cdf(family, p, y[:, None]).mean(axis=1)
+
+    mean, sd = _spread(family, p)
+    lo = (mean - 20 * sd).min(axis=1)
+    hi = (mean + 20 * sd).max(axis=1)
+    if family not in ("gaussian", "student_t"):  # the support starts at 0
+        lo = np.full_like(lo, -1.0 if family in ("poisson", "negative_binomial") else 0.0)
+    for _ in range(200):  # widen until the bracket holds the quantile
+        low_ok, high_ok = cdf(lo) < q, cdf(hi) >= q
+        if low_ok.all() and high_ok.all():
+            break
+        width = hi - lo
+        lo = np.where(low_ok, lo, lo - width)
+        hi = np.where(high_ok, hi, hi + width)
+    discrete = family in ("poisson", "negative_binomial")
+    for _ in range(200):
+        if discrete and np.all(hi - lo <= 1):
+            break
+        mid = np.floor((lo + hi) / 2) if discrete else (lo + hi) / 2
+        below = cdf(mid) < q
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return hi if discrete else (lo + hi) / 2
+
+
 class Predictor:
     """An onnxruntime session over a softzoo ONNX file, checked against its metadata: the
     metadata must parse and agree with the graph (inputs, output names) and with its
@@ -155,6 +341,9 @@ class Predictor:
         self.feature_names: list[str] = list(_json_metadata(meta, "feature_names", model))
         self.columns: list[dict] = list(_json_metadata(meta, "input_columns", model))
         self.impute = meta.get("missing_policy", "impute") == "impute"
+        calibration = _json_metadata(meta, "calibration", model) if "calibration" in meta else {}
+        self.nominal_level = float(meta.get("interval_level", 0.9))
+        self.level = float(calibration.get("level", self.nominal_level))
         declared = list(_json_metadata(meta, "param_names", model))
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._check(model, declared)
@@ -169,13 +358,18 @@ class Predictor:
         if expected is None:
             problems.append(f"family {self.family!r} is not one of {sorted(FAMILY_PARAMS)}")
         else:
-            if self.output_names[: len(expected)] != expected:
+            outputs = [n.removeprefix("member_") for n in self.output_names]
+            if outputs[: len(expected)] != expected:
                 problems.append(
                     f"family {self.family!r} has parameters {expected}, the graph outputs "
                     f"{self.output_names}"
                 )
             if declared != expected:
                 problems.append(f"param_names {declared} but family {self.family!r} has {expected}")
+        if self.output_names[0].startswith("member_"):
+            graph_params = [n.removeprefix("member_") for n in self.output_names]
+            if expected is not None and graph_params[: len(expected)] != expected:
+                problems.append(f"the members' outputs {self.output_names} are not {expected}")
         names = [c.get("name") for c in self.columns]
         if names != self.feature_names or len(set(names)) != len(names):
             problems.append(f"input_columns {names} do not match feature_names")
@@ -202,9 +396,26 @@ class Predictor:
         chunks = [
             self.session.run(None, {k: v[i : i + batch] for k, v in feeds.items()})
             for i in range(0, n, batch)
-        ] or [[np.zeros(0, np.float32)] * len(self.output_names)]
-        return {
+        ] or [[np.zeros((0, *_member_shape(o)), np.float32) for o in self.session.get_outputs()]]
+        outputs = {
             name: np.concatenate([c[k] for c in chunks]) for k, name in enumerate(self.output_names)
+        }
+        return outputs | self._intervals(outputs)
+
+    def _intervals(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The central interval where the graph has none: a mixture's, and single models of
+        families without a closed form, at the (calibrated) level of the metadata."""
+        tag = f"{round(self.nominal_level * 100):d}"
+        if f"lower_{tag}" in outputs or self.family == "positive" or not len(self.output_names):
+            return {}
+        params = {
+            name: outputs[f"member_{name}" if f"member_{name}" in outputs else name]
+            for name in FAMILY_PARAMS[self.family]
+        }
+        tail = (1.0 - self.level) / 2.0
+        return {
+            f"lower_{tag}": mixture_quantile(self.family, params, tail),
+            f"upper_{tag}": mixture_quantile(self.family, params, 1.0 - tail),
         }
 
     def _feeds(self, table: Mapping[str, Sequence] | np.ndarray) -> dict[str, np.ndarray]:
@@ -333,7 +544,25 @@ def _check_output(output: Path, inputs: dict[str, str]) -> None:
             )
 
 
+def _member_shape(output: object) -> tuple:
+    shape = getattr(output, "shape", ["batch"])
+    return tuple(s for s in shape[1:] if isinstance(s, int))
+
+
+def _flat(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """An ensemble's member outputs (n, members) as columns ``loc_0``, ``loc_1``, …"""
+    flat = {}
+    for name, values in columns.items():
+        if values.ndim == 2:
+            base = name.removeprefix("member_")
+            flat |= {f"{base}_{m}": values[:, m] for m in range(values.shape[1])}
+        else:
+            flat[name] = values
+    return flat
+
+
 def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
+    columns = _flat(columns)
     folder = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     try:

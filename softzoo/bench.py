@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "onnx_latency": ["onnx_latency.py"],
     "dead_units": ["dead_units.py"],
     "tables": ["tables.py"],
+    "ensemble": ["ensemble.py"],
 }
 _DEFAULT = ("uci", "train_throughput", "onnx_latency")
 

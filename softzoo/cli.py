@@ -176,6 +176,7 @@ _LINKED = {
     "categories": "categories",
     "missing_indicators": "missing_indicators",
     "column_roles": "column_roles",
+    "missing_policy": "missing_policy",
 }
 
 

@@ -96,3 +96,25 @@ def test_tables_benchmark_reports_the_host_and_the_linear_baseline(tmp_path) -> 
     )
     host = _load("_results").host_info()
     assert {"cpu", "cpu_capability", "onnxruntime", "torch_threads"} <= set(host)
+
+
+def test_ensemble_benchmark_times_both_paths() -> None:
+    ensemble = _load("ensemble")
+    assert ensemble.train_seconds(rows=600, epochs=1, members=5) > 0
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks/ensemble.py"),
+            "--rows",
+            "600",
+            "--epochs",
+            "1",
+            "--rounds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["ensemble5_over_single"] > 0 and line["host"]["cpu_capability"]

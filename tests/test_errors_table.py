@@ -86,6 +86,16 @@ CLI_ROWS = {
         "parts.csv", "y", "--data.init_args.split_column", "part"
     ),
     "unknown missing-value policy": _csv("d.csv", "y", "--data.init_args.missing", "drop"),
+    "ensemble_size below 1": _csv("d.csv", "y", "--model.ensemble_size", "0"),
+    "layer norm in an ensemble": _csv(
+        "d.csv", "y", "--model.ensemble_size", "3", "--model.norm", "layer"
+    ),
+    "calibration without a validation split": _csv(
+        "d.csv", "y", "--model.calibration", "conformal", "--data.init_args.val_fraction", "0"
+    ),
+    "calibration of a point predictor": _csv(
+        "d.csv", "y", "--model.family", "positive", "--model.calibration", "conformal"
+    ),
     "a column both categorical and ignored": _csv(
         "d.csv", "y", "--data.init_args.categorical", "[b]", "--data.init_args.ignore", "[b]"
     ),

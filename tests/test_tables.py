@@ -298,7 +298,10 @@ def test_predict_py_reads_a_raw_csv_and_matches_the_module(penguin_model, tmp_pa
         concentration, rate = model(x)
     np.testing.assert_allclose(got["concentration"], concentration.numpy(), rtol=1e-5)
     np.testing.assert_allclose(got["mean"], (concentration / rate).numpy(), rtol=1e-5)
-    assert list(got.columns) == ["concentration", "rate", "mean"]
+    assert list(got.columns) == ["concentration", "rate", "mean", "lower_90", "upper_90"]
+    lower, upper = model.family.interval((concentration, rate), 0.9)  # no closed form: numpy
+    np.testing.assert_allclose(got["lower_90"], lower.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(got["upper_90"], upper.numpy(), rtol=1e-5)
 
 
 # ---- 6. the synthetic table: effects recovered, imputation beats dropping rows ----------

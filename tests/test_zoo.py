@@ -40,6 +40,7 @@ def test_list_models_filters() -> None:
     assert softzoo.list_models("concrete-*", family="gaussian") == [
         "concrete-gaussian-relu",
         "concrete-gaussian-softplus",
+        "concrete-gaussian-softplus-x5",
     ]
     assert softzoo.list_models(dataset="randhie") == [n for n in MODELS if n.startswith("randhie-")]
     assert softzoo.list_models("*", exclude="*-relu") == [

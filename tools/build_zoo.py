@@ -1,7 +1,8 @@
 """Train the zoo from its recipes and write weights, cards, ONNX files and the manifest
 (maintainers only; run from the repository root):
 
-    python tools/build_zoo.py [NAME ...]        # default: every configs/zoo/*.yaml
+    python tools/build_zoo.py [NAME ...]                  # default: every configs/zoo/*.yaml
+    python tools/build_zoo.py --export-only [NAME ...]    # re-export the shipped weights
 
 Each recipe is trained with the seeds SEEDS: the first one's weights are shipped, and the
 card records every seed's held-out metrics (the spread ``softzoo reproduce`` judges by).
@@ -42,9 +43,13 @@ def _card(name: str, module: SoftRegressor, data, recipe: Path, weights: Path, s
     )
     shares = (1 - data.val_fraction - data.test_fraction, data.val_fraction, data.test_fraction)
     shipped = seeds[SEEDS[0]]
+    members = hp.get("ensemble_size", 1)
+    kind = f"a deep ensemble of {members}: " if members > 1 else ""
+    calibrated = ", conformally calibrated" if hp.get("calibration") == "conformal" else ""
     return ModelCard(
         name=name,
-        summary=f"{hp['family']} heads on {activation} hidden layers, trained on {data.dataset}.",
+        summary=f"{kind}{hp['family']} heads on {activation} hidden layers{calibrated}, "
+        f"trained on {data.dataset}.",
         dataset=data.dataset,
         dataset_description=info.description,
         dataset_source=info.source,
@@ -96,9 +101,15 @@ def build(name: str) -> dict:
     card = _card(name, module, datamodule, recipe, weights, seeds)
     _write(ZOO / "cards" / f"{name}.json", card.to_json())
     _write(ZOO / "cards" / f"{name}.md", card_markdown(card))
+    print(f"{name}: {card.metrics} | seeds {dict(card.seed_metrics)}")
+    return export_entry(name, module, card)
+
+
+def export_entry(name: str, module: SoftRegressor, card: ModelCard) -> dict:
+    """Export and certify a zoo model's ONNX file; its manifest entry."""
     report = export_certified(module, EXPORT / f"{name}.onnx", model_name=name)
     onnx_path = Path(report.onnx_file)
-    print(f"{name}: {card.metrics} | seeds {dict(card.seed_metrics)} | {report.summary()}")
+    print(f"{name}: {report.summary()}", flush=True)
     return {
         "file": onnx_path.name,
         "sha256": file_sha256(onnx_path),
@@ -119,12 +130,20 @@ def build(name: str) -> dict:
     }
 
 
-def main(names: list[str]) -> None:
+def _reexport(name: str) -> dict:
+    from softzoo.zoo import get_model, get_model_weights
+
+    return export_entry(name, get_model(name, weights="DEFAULT"), get_model_weights(name).card)
+
+
+def main(argv: list[str]) -> None:
+    export_only = "--export-only" in argv
+    names = [a for a in argv if a != "--export-only"]
     names = names or sorted(p.stem for p in RECIPES.glob("*.yaml"))
     manifest_path = EXPORT / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
     for name in names:
-        manifest["models"][name] = build(name)
+        manifest["models"][name] = _reexport(name) if export_only else build(name)
         manifest["softzoo_version"] = __version__
         _write(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     cards = [ModelCard.from_json(p) for p in sorted((ZOO / "cards").glob("*.json"))]

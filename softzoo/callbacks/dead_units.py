@@ -56,7 +56,10 @@ class DeadUnitMonitor(Callback):
         self._hooks: list[Any] = []
 
     def _record(self, index: int, module: nn.Module, inputs: tuple[Tensor, ...], _: Tensor) -> None:
-        active = (activation_slope(module, inputs[0]) >= self.eps).reshape(-1, inputs[0].shape[-1])
+        active = activation_slope(module, inputs[0]) >= self.eps
+        if active.dim() == 3:  # an ensemble: (members, rows, units) → rows × member-units
+            active = active.transpose(0, 1).reshape(active.shape[1], -1)
+        active = active.reshape(-1, active.shape[-1])
         seen = active.any(dim=0)
         alive = self._alive[index]
         self._alive[index] = seen if alive is None else alive | seen

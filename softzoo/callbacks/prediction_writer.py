@@ -16,7 +16,8 @@ __all__ = ["PredictionCSVWriter"]
 
 
 class PredictionCSVWriter(BasePredictionWriter):
-    """One row per input, one column per predicted quantity (parameters, mean, interval).
+    """One row per input, one column per predicted quantity (parameters, mean, interval;
+    an ensemble's member parameters as ``loc_0``, ``loc_1``, …).
 
     Example:
         ``trainer = Trainer(callbacks=[PredictionCSVWriter("predictions.csv")])``
@@ -38,6 +39,12 @@ class PredictionCSVWriter(BasePredictionWriter):
         batches = (
             predictions[0] if predictions and isinstance(predictions[0], list) else predictions
         )
-        columns = {k: torch.cat([b[k] for b in batches]).double().cpu().numpy() for k in batches[0]}
+        columns = {}
+        for key in batches[0]:
+            values = torch.cat([b[key] for b in batches]).double().cpu().numpy()
+            if values.ndim == 2:  # an ensemble's member parameters: one column per member
+                columns |= {f"{key}_{m}": values[:, m] for m in range(values.shape[1])}
+            else:
+                columns[key] = values
         frame = pd.DataFrame(columns)
         atomic_write(self.output, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.9g"))

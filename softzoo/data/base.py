@@ -183,6 +183,12 @@ class ArrayDataModule(pl.LightningDataModule):
         return list(self.arrays.missing_indicators)
 
     @property
+    def missing_policy(self) -> str:
+        """ "impute" when numeric features may be missing (the model fills them), else "error"
+        (linked to the model, for exports)."""
+        return "impute" if self.arrays.allow_missing else "error"
+
+    @property
     def column_roles(self) -> list[dict] | None:
         """The roles table (linked to the model, for reports and exports)."""
         return [dict(r) for r in self.arrays.roles] or None

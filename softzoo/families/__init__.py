@@ -12,6 +12,7 @@ from softzoo.families.base import Family, Params, ParamSpec
 from softzoo.families.gamma import GammaFamily
 from softzoo.families.gaussian import GaussianFamily
 from softzoo.families.lognormal import LogNormalFamily
+from softzoo.families.mixture import Mixture
 from softzoo.families.negative_binomial import NegativeBinomialFamily
 from softzoo.families.poisson import PoissonFamily
 from softzoo.families.positive import PositiveFamily
@@ -23,6 +24,7 @@ __all__ = [
     "GammaFamily",
     "GaussianFamily",
     "LogNormalFamily",
+    "Mixture",
     "NegativeBinomialFamily",
     "ParamSpec",
     "Params",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric
 
-from softzoo.families import Family, Params, get_family
+from softzoo.families import Family, Mixture, Params, get_family
 from softzoo.metrics import CRPS, IntervalCoverage, IntervalWidth, NegativeLogLikelihood
 from softzoo.nn import MLP, ParameterHeads, TabularInput
 
@@ -29,6 +30,12 @@ __all__ = [
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _SCHEDULERS = (None, "none", "cosine", "plateau")
+#: Families calibrated by a factor on their scale parameter (one model, not an ensemble).
+_LOCATION_SCALE = {"gaussian", "student_t", "lognormal"}
+#: The largest calibrated level (a level of 1 would be an unbounded interval).
+_MAX_LEVEL = 1.0 - 1e-6
+#: "none", or "conformal" (split-conformal on the validation split; docs/calibration.md).
+CALIBRATIONS = ("none", "conformal")
 
 
 class SoftRegressor(pl.LightningModule):
@@ -62,6 +69,16 @@ class SoftRegressor(pl.LightningModule):
             gets a 0/1 missing-indicator input. Missing numeric cells are always filled
             with the training median inside ``forward``.
         column_roles: the data module's roles table (for reports and exports only).
+        missing_policy: the data module's missing-value policy, "impute" or "error" (for
+            exports: whether a deployed model accepts empty numeric cells).
+        ensemble_size: N > 1 trains N members of this architecture side by side in one
+            vectorised pass (different initialisations, the same batches); the predictive
+            is their equal-weight mixture (:class:`~softzoo.families.Mixture`) and every
+            parameter ``forward`` returns is ``(batch, N)``.
+        calibration: "none", or "conformal": after every validation epoch, fit a map on the
+            validation split so that the central ``interval_level`` interval reaches its
+            nominal coverage with a split-conformal guarantee (docs/calibration.md);
+            ``forward``, predictions, test metrics and exports apply it.
 
     Example:
         >>> import torch
@@ -94,6 +111,9 @@ class SoftRegressor(pl.LightningModule):
         categories: dict[str, list[str]] | None = None,
         missing_indicators: Sequence[str] | None = None,
         column_roles: list[dict[str, Any]] | None = None,
+        missing_policy: str = "impute",
+        ensemble_size: int = 1,
+        calibration: str = "none",
     ) -> None:
         super().__init__()
         if optimizer not in _OPTIMIZERS:
@@ -106,14 +126,30 @@ class SoftRegressor(pl.LightningModule):
             raise ValueError(f"{len(feature_names)} feature_names for in_features={in_features}")
         if gradient_clip_val is not None and not gradient_clip_val > 0:
             raise ValueError(f"gradient_clip_val must be > 0 or None, got {gradient_clip_val}")
+        if not isinstance(ensemble_size, int) or ensemble_size < 1:
+            raise ValueError(
+                f"ensemble_size must be a whole number >= 1 (1: one model), got {ensemble_size!r}"
+            )
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
         self.save_hyperparameters()
         self.inputs = _tabular_input(
-            in_features, self.feature_names, categories or {}, missing_indicators or []
+            in_features,
+            self.feature_names,
+            categories or {},
+            missing_indicators or [],
+            ensemble_size,
         )
         # Manual optimisation: one Lightning step can carry several batches (see
         # ArrayDataModule.batches_per_step), each with its own optimiser step.
         self.automatic_optimization = False
-        self.family: Family = get_family(family, **(family_options or {}))
+        base = get_family(family, **(family_options or {}))
+        self.family: Family = base if ensemble_size == 1 else Mixture(base, ensemble_size)
+        if calibration != "none" and not self.family.probabilistic:
+            raise ValueError(
+                f"calibration={calibration!r} needs intervals, and family {family!r} is a point "
+                "predictor: use calibration='none', or a probabilistic family"
+            )
         self.body = MLP(
             self.inputs.out_features,
             hidden,
@@ -121,8 +157,15 @@ class SoftRegressor(pl.LightningModule):
             {"beta": softplus_beta, "threshold": softplus_threshold},
             dropout,
             norm,
+            ensemble_size,
         )
-        self.heads = ParameterHeads(self.body.out_features, self.family.head_specs(), floor=floor)
+        self.heads = ParameterHeads(
+            self.body.out_features, self.family.head_specs(), floor=floor, members=ensemble_size
+        )
+        # the calibration map (identity until fitted): a factor on the scale parameter, or
+        # the central level whose interval reaches the nominal coverage
+        self.register_buffer("calibration_scale", torch.tensor(1.0))
+        self.register_buffer("calibration_level", torch.tensor(float(interval_level)))
         self.register_buffer("y_shift", torch.tensor(0.0))
         self.register_buffer("y_scale", torch.tensor(1.0))
         self.register_buffer("scaling_fitted", torch.tensor(False))
@@ -150,7 +193,79 @@ class SoftRegressor(pl.LightningModule):
         return self.heads(self.body(self.inputs(x)))
 
     def forward(self, x: Tensor) -> Params:
+        return self._calibrate(self.uncalibrated(x))
+
+    def uncalibrated(self, x: Tensor) -> Params:
+        """The parameters before the calibration map (what the network itself says)."""
         return self.family.unscale(self.scaled_params(x), self.y_shift, self.y_scale)
+
+    # ---- calibration ---------------------------------------------------------------------
+    @property
+    def calibration_method(self) -> str | None:
+        """None (no calibration), "scale" (a factor on the scale parameter: one Gaussian,
+        Student-t or log-normal model) or "level" (the central level whose interval reaches
+        the nominal coverage: the other families and every ensemble)."""
+        if self.hparams.get("calibration", "none") == "none":
+            return None
+        location_scale = self.family.name in _LOCATION_SCALE and not isinstance(
+            self.family, Mixture
+        )
+        return "scale" if location_scale else "level"
+
+    @property
+    def effective_level(self) -> float:
+        """The central level whose interval the model reports as its ``interval_level``
+        interval: the calibrated one under the "level" method."""
+        if self.calibration_method == "level":
+            return float(self.calibration_level)
+        return float(self.hparams.interval_level)
+
+    def _calibrate(self, params: Params) -> Params:
+        if self.calibration_method != "scale":
+            return params
+        i = self.param_names.index("scale")
+        return tuple(p * self.calibration_scale if k == i else p for k, p in enumerate(params))
+
+    @torch.no_grad()
+    def fit_calibration(self, x: Tensor, y: Tensor) -> None:
+        """Split-conformal calibration on held-out rows (x, y): with k = ⌈(n + 1)·L⌉ for the
+        nominal level L, the k-th smallest conformity score becomes the map, so that on new
+        exchangeable rows the interval covers with probability ≥ L. Scores: |y − centre| /
+        half-width of the raw L-interval ("scale", on log y for the log-normal), or
+        |2·U − 1| with U the PIT (randomised between F(y−1) and F(y) for counts) ("level")."""
+        level, n = float(self.hparams.interval_level), len(y)
+        k = math.ceil((n + 1) * level)
+        if k > n:
+            needed = next(m for m in itertools.count(1) if math.ceil((m + 1) * level) <= m)
+            raise ValueError(
+                f"conformal calibration at level {level:g} needs at least {needed} validation "
+                f"rows, the validation split has {n}"
+            )
+        params = self._in_chunks(self.uncalibrated, x)
+        if self.calibration_method == "scale":
+            lower, upper = self.family.interval(params, level)
+            if self.family.name == "lognormal":
+                lower, upper, y = torch.log(lower), torch.log(upper), torch.log(y)
+            scores = (y - (lower + upper) / 2).abs() / ((upper - lower) / 2)
+            self.calibration_scale.fill_(float(torch.sort(scores.double()).values[k - 1]))
+        else:
+            below, above = self.family.pit_bounds(params, y)
+            generator = torch.Generator().manual_seed(0)
+            u = below + (above - below) * torch.rand(len(y), generator=generator).to(y)
+            scores = torch.sort((2 * u - 1).abs().double()).values
+            self.calibration_level.fill_(min(float(scores[k - 1]), _MAX_LEVEL))
+
+    def _in_chunks(self, compute: Any, x: Tensor, rows: int = 4096) -> Params:
+        parts = [compute(x[i : i + rows]) for i in range(0, len(x), rows)]
+        return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+
+    def on_validation_epoch_end(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.calibration_method is None or datamodule is None:
+            return
+        # every rank fits the same map from the whole validation split: no communication
+        x, y = datamodule.tensors("val")
+        self.fit_calibration(x.to(self.device), y.to(self.device))
 
     @property
     def feature_names(self) -> list[str]:
@@ -219,6 +334,11 @@ class SoftRegressor(pl.LightningModule):
                 f"{datamodule.n_features} ({', '.join(datamodule.feature_names)})"
             )
         self._check_encoding(datamodule)
+        if stage == "fit" and self.calibration_method and not len(datamodule.tensors("val")[1]):
+            raise ValueError(
+                "calibration='conformal' fits its map on the validation split, and it is "
+                "empty: set --data.val_fraction > 0 (or give val rows), or calibration='none'"
+            )
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ())
         for split in splits:
             _, y = datamodule.tensors(split)
@@ -292,7 +412,9 @@ class SoftRegressor(pl.LightningModule):
     def _evaluate(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
         x, y = batch
         metrics = self.eval_metrics[stage]
-        self._update_metrics(metrics, self.scaled_params(x), y)
+        # validation sees the raw model (the calibration map is fitted on it), test the
+        # calibrated one, as deployed
+        self._update_metrics(metrics, self.scaled_params(x), y, calibrated=stage == "test")
         self.log_dict(
             {f"{stage}_{name}": metric for name, metric in metrics.items()},
             on_step=False,
@@ -300,6 +422,15 @@ class SoftRegressor(pl.LightningModule):
             batch_size=len(y),
             prog_bar=False,
         )
+
+    def on_test_start(self) -> None:
+        self._set_interval_level(self.eval_metrics["test"], self.effective_level)
+
+    @staticmethod
+    def _set_interval_level(metrics: nn.ModuleDict, level: float) -> None:
+        for metric in metrics.values():
+            if hasattr(metric, "level"):
+                metric.level = level
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate("val", batch)
@@ -310,17 +441,22 @@ class SoftRegressor(pl.LightningModule):
     @torch.no_grad()
     def evaluate(self, x: Tensor, y: Tensor, batch_size: int = 4096) -> dict[str, float]:
         """The test metrics (NLL, RMSE, MAE, CRPS, PICP and width, loss) of (x, y), computed
-        exactly as ``trainer.test`` logs them; keys without the ``test_`` prefix."""
+        exactly as ``trainer.test`` logs them (calibrated, if the model is); keys without
+        the ``test_`` prefix."""
         self.family.check_support(y, "target")
         metrics = self._make_metrics().to(self.device)
+        self._set_interval_level(metrics, self.effective_level)
         for start in range(0, len(y), batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
             scaled = self.scaled_params(xb)
-            self._update_metrics(metrics, scaled, yb)
+            self._update_metrics(metrics, scaled, yb, calibrated=True)
         return {name: float(metric.compute()) for name, metric in metrics.items()}
 
-    def _update_metrics(self, metrics: nn.ModuleDict, scaled: Params, y: Tensor) -> None:
+    def _update_metrics(
+        self, metrics: nn.ModuleDict, scaled: Params, y: Tensor, calibrated: bool
+    ) -> None:
         params = self.family.unscale(scaled, self.y_shift, self.y_scale)
+        params = self._calibrate(params) if calibrated else params
         metrics["loss"].update(
             self.family.loss(scaled, self._scaled_target(y)).mean(), weight=len(y)
         )
@@ -337,10 +473,12 @@ class SoftRegressor(pl.LightningModule):
         params = self(batch[0])
         out = dict(zip(self.param_names, params, strict=True))
         out["mean"] = self.family.mean(params)
+        if isinstance(self.family, Mixture):
+            out["variance"] = self.family.variance(params)
         if self.family.probabilistic:
             tag = f"{round(self.hparams.interval_level * 100):d}"
             out[f"lower_{tag}"], out[f"upper_{tag}"] = self.family.interval(
-                params, self.hparams.interval_level
+                params, self.effective_level
             )
         if len(batch) > 1:
             out["target"] = batch[1]
@@ -384,6 +522,7 @@ def _tabular_input(
     feature_names: list[str],
     categories: dict[str, list[str]],
     indicators: Sequence[str],
+    members: int,
 ) -> TabularInput:
     n_numeric = in_features - len(categories)
     if list(categories) != feature_names[n_numeric:]:
@@ -396,7 +535,7 @@ def _tabular_input(
     if unknown:
         raise ValueError(f"missing_indicators {unknown} are not numeric features ({numeric})")
     sizes = [len(vocabulary) for vocabulary in categories.values()]
-    return TabularInput(n_numeric, sizes, [numeric.index(c) for c in indicators])
+    return TabularInput(n_numeric, sizes, [numeric.index(c) for c in indicators], members)
 
 
 #: State-dict keys of softzoo 0.1.0 models (the feature scaling lived on the model).
@@ -412,6 +551,8 @@ def _upgrade_state_dict(module: nn.Module, state: dict, prefix: str, *args: Any)
     if prefix + "inputs.shift" in state and prefix + "inputs.fill" not in state:
         state[prefix + "inputs.fill"] = state[prefix + "inputs.shift"].clone()
         state.setdefault(prefix + "inputs.indicators", torch.zeros(0, dtype=torch.long))
+    for name in ("calibration_scale", "calibration_level"):  # models from before calibration
+        state.setdefault(prefix + name, getattr(module, name).clone())
 
 
 def _flat_target_message(model: SoftRegressor, param: str, value: float, y: Tensor) -> str:
@@ -450,6 +591,8 @@ ARCHITECTURE_KEYS = (
     "floor",
     "categories",
     "missing_indicators",
+    "ensemble_size",
+    "calibration",
 )
 
 
@@ -489,6 +632,8 @@ def architecture(hparams: Mapping[str, Any]) -> dict[str, Any]:
         "floor": float(hp["floor"]),
         "categories": {k: list(v) for k, v in (hp["categories"] or {}).items()},
         "missing_indicators": list(hp["missing_indicators"] or []),
+        "ensemble_size": int(hp["ensemble_size"]),
+        "calibration": str(hp["calibration"]),
     }
 
 

@@ -16,6 +16,7 @@ from softzoo.nn.activations import (
     validate_softplus_args,
 )
 from softzoo.nn.heads import HeadSpec, ParameterHeads, PositiveHead, positive_transform
+from softzoo.nn.members import MemberEmbedding, MemberLinear
 from softzoo.nn.mlp import MLP
 from softzoo.nn.tabular import (
     FIRST_CODE,
@@ -31,6 +32,8 @@ __all__ = [
     "MLP",
     "UNSEEN_CODE",
     "HeadSpec",
+    "MemberEmbedding",
+    "MemberLinear",
     "ParameterHeads",
     "PositiveHead",
     "TabularInput",

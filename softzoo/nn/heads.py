@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from softzoo.nn.activations import inverse_softplus, validate_softplus_args
+from softzoo.nn.members import member_linear
 
 __all__ = ["HeadSpec", "ParameterHeads", "PositiveHead", "positive_transform"]
 
@@ -113,7 +114,8 @@ class HeadSpec:
 class ParameterHeads(nn.Module):
     """One linear layer for all parameters; positive ones through softplus + lower + floor.
 
-    forward returns a tuple with one ``(batch,)`` tensor per spec, in spec order.
+    forward returns a tuple with one ``(batch,)`` tensor per spec, in spec order; with
+    ``members`` > 1 (an ensemble, input ``(members, batch, in)``) each is ``(batch, members)``.
 
     Example:
         >>> import torch
@@ -130,13 +132,16 @@ class ParameterHeads(nn.Module):
         floor: float = 1e-6,
         beta: float = 1.0,
         threshold: float = 20.0,
+        members: int = 1,
     ) -> None:
         super().__init__()
         _validate_floor(floor)
         validate_softplus_args(beta, threshold)
         self.specs = tuple(specs)
         self.floor, self.beta, self.threshold = float(floor), float(beta), float(threshold)
-        self.linear = nn.Linear(in_features, len(self.specs))
+        self.members = members
+        n = len(self.specs)
+        self.linear = member_linear(members, in_features, n)
         self._init_outputs()
 
     def set_initial_values(self, values: dict[str, float | None]) -> None:
@@ -160,15 +165,15 @@ class ParameterHeads(nn.Module):
                         f"got {spec.init_value!r}"
                     )
                 bias = inverse_softplus(bias - offset, self.beta)
-            with torch.no_grad():
-                self.linear.weight[i].zero_()
-                self.linear.bias[i] = bias.to(self.linear.bias)
+            with torch.no_grad():  # every member: (out, in) or (members, out, in) weights
+                self.linear.weight[..., i, :].zero_()
+                self.linear.bias[..., i] = bias.to(self.linear.bias)
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         raw = _float32_linear(self.linear, x)
         outputs = []
         for i, spec in enumerate(self.specs):
-            column = raw[:, i]
+            column = raw[..., i] if self.members == 1 else raw[..., i].transpose(0, 1)
             if spec.positive:
                 column = positive_transform(
                     column, spec.lower + self.floor, self.beta, self.threshold

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from softzoo.nn.activations import make_activation
+from softzoo.nn.members import MemberLinear
 
 __all__ = ["MLP"]
 
@@ -24,6 +25,9 @@ class MLP(nn.Module):
         activation_kwargs: passed to every softplus layer (``beta``, ``threshold``).
         dropout: dropout probability after each activation.
         norm: ``None``, ``"layer"`` or ``"batch"``.
+        members: ensemble members computed side by side (:class:`MemberLinear` layers): the
+            input is ``(batch, in)`` or ``(members, batch, in)``, the output
+            ``(members, batch, out)``; 1 gives a plain MLP.
 
     Example:
         >>> import torch
@@ -40,9 +44,17 @@ class MLP(nn.Module):
         activation_kwargs: dict[str, float] | None = None,
         dropout: float = 0.0,
         norm: str | None = None,
+        members: int = 1,
     ) -> None:
         super().__init__()
         hidden = list(hidden)
+        if not isinstance(members, int) or members < 1:
+            raise ValueError(f"members must be a positive integer, got {members!r}")
+        if members > 1 and norm is not None:
+            raise ValueError(
+                f"norm={norm!r} is not available for an ensemble (its statistics would mix "
+                "the members); use norm=None with ensemble_size > 1"
+            )
         if not isinstance(in_features, int) or in_features < 1:
             raise ValueError(f"in_features must be a positive integer, got {in_features!r}")
         if any(not isinstance(h, int) or h < 1 for h in hidden):
@@ -56,7 +68,9 @@ class MLP(nn.Module):
         self._activation_positions: list[int] = []
         width = in_features
         for out, name in zip(hidden, self.activations, strict=True):
-            layers.append(nn.Linear(width, out))
+            layers.append(
+                nn.Linear(width, out) if members == 1 else MemberLinear(members, width, out)
+            )
             if norm is not None:
                 layers.append(_NORMS[norm](out))
             kwargs = (activation_kwargs or {}) if name == "softplus" else {}

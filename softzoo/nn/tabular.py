@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from softzoo._codes import FIRST_CODE, MISSING_CODE, UNSEEN_CODE
+from softzoo.nn.members import MemberEmbedding
 
 __all__ = ["FIRST_CODE", "MISSING_CODE", "UNSEEN_CODE", "TabularInput", "embedding_dim"]
 
@@ -40,6 +41,8 @@ class TabularInput(nn.Module):
         category_sizes: the number of categories of each categorical column (the codes
             also include the missing and unseen ones).
         indicators: positions (among the numeric columns) that get a missing indicator.
+        members: ensemble members: each has its own embeddings, and the output is
+            ``(members, batch, out_features)`` (the numeric part shared).
 
     Example:
         >>> layer = TabularInput(2, category_sizes=[3], indicators=[1])
@@ -53,6 +56,7 @@ class TabularInput(nn.Module):
         n_numeric: int,
         category_sizes: Sequence[int] = (),
         indicators: Sequence[int] = (),
+        members: int = 1,
     ) -> None:
         super().__init__()
         if any(not 0 <= i < n_numeric for i in indicators):
@@ -63,7 +67,13 @@ class TabularInput(nn.Module):
         self.register_buffer("fill", torch.zeros(n_numeric))
         self.register_buffer("indicators", torch.tensor(list(indicators), dtype=torch.long))
         sizes = [int(s) + FIRST_CODE for s in category_sizes]
-        self.embeddings = nn.ModuleList(nn.Embedding(n, embedding_dim(n)) for n in sizes)
+        self.members = members
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(n, embedding_dim(n))
+            if members == 1
+            else MemberEmbedding(members, n, embedding_dim(n))
+            for n in sizes
+        )
         self.in_features = self.n_numeric + len(sizes)
         self.out_features = (
             self.n_numeric + len(indicators) + sum(e.embedding_dim for e in self.embeddings)
@@ -95,7 +105,9 @@ class TabularInput(nn.Module):
         parts = [(torch.where(missing, self.fill, numeric) - self.shift) / self.scale]
         if self.indicators.numel():
             parts.append(missing[:, self.indicators].to(numeric.dtype))
+        if self.members > 1:  # the numeric parts are the same for every member
+            parts = [p.expand(self.members, *p.shape) for p in parts]
         if self.embeddings:
             codes = x[:, self.n_numeric :].long()
             parts += [embed(codes[:, j]) for j, embed in enumerate(self.embeddings)]
-        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]

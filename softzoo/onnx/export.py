@@ -17,6 +17,7 @@ from torch import nn
 from softzoo import __version__
 from softzoo._codes import FIRST_CODE, MISSING_CODE, UNSEEN_CODE
 from softzoo._io import atomic_write, check_writable
+from softzoo.families import Mixture
 from softzoo.onnx.lowering import translation_table
 
 __all__ = [
@@ -46,12 +47,30 @@ def output_names(module: nn.Module) -> list[str]:
     parameter already, for the negative binomial and positive families), and, where the
     family's interval is closed-form (Gaussian, log-normal), ``lower_NN`` and ``upper_NN``
     of the model's central interval (NN: its level in percent)."""
+    if isinstance(module.family, Mixture):  # members' parameters (batch, members), mixture
+        names = [f"member_{n}" for n in module.family.param_names] + ["mean"]
+        return names + (["variance"] if module.family.probabilistic else [])
     names = list(module.family.param_names)
     names += [] if "mean" in names else ["mean"]
     if module.family.closed_form_interval:
         tag = f"{round(module.hparams.interval_level * 100):d}"
         names += [f"lower_{tag}", f"upper_{tag}"]
     return names
+
+
+def _shape(module: nn.Module, output: str) -> list[Any]:
+    members = output.startswith("member_")
+    return ["batch", module.family.members] if members else ["batch"]
+
+
+def _calibration(module: nn.Module) -> dict[str, Any]:
+    """The calibration map as a runtime needs it: intervals at ``level`` (the calibrated
+    level under the "level" method; the scale factor is inside the graph)."""
+    method = getattr(module, "calibration_method", None)
+    entry: dict[str, Any] = {"method": method or "none", "level": module.effective_level}
+    if method == "scale":
+        entry["scale_factor"] = float(module.calibration_scale)
+    return entry
 
 
 def input_columns(module: nn.Module) -> list[dict[str, Any]]:
@@ -117,10 +136,16 @@ def module_metadata(module: nn.Module, model_name: str | None = None) -> dict[st
         "categories": json.dumps(module.categories),
         "missing_policy": str(module.hparams.get("missing_policy") or "impute"),
         "interval_level": repr(float(module.hparams.interval_level)),
+        "calibration": json.dumps(_calibration(module)),
         "outputs": json.dumps(
-            [{"name": n, "dtype": "float32", "shape": ["batch"]} for n in output_names(module)]
+            [
+                {"name": n, "dtype": "float32", "shape": _shape(module, n)}
+                for n in output_names(module)
+            ]
         ),
     }
+    if isinstance(family, Mixture):
+        meta["mixture"] = json.dumps({"members": family.members, "weights": "equal"})
     if module.hparams.get("column_roles"):
         meta["column_roles"] = json.dumps(module.hparams.column_roles)
     if model_name:
@@ -179,6 +204,11 @@ class _Deployed(nn.Module):
         params = self.module(x)
         family = self.module.family
         outputs = [*params]
+        if isinstance(family, Mixture):
+            outputs.append(family.mean(params))
+            if family.probabilistic:
+                outputs.append(family.variance(params))
+            return tuple(outputs)
         if "mean" not in family.param_names:
             outputs.append(family.mean(params))
         if family.closed_form_interval:

@@ -152,6 +152,11 @@ _CHECKED_METADATA = (
     "activations",
     "floor",
     "input_schema",
+    "input_columns",
+    "categories",
+    "interval_level",
+    "calibration",
+    "mixture",
     "outputs",
 )
 _PLAIN_TEXT = {"family", "target_name"}
@@ -160,7 +165,7 @@ _PLAIN_TEXT = {"family", "target_name"}
 def _parsed(key: str, text: str) -> object:
     if key in _PLAIN_TEXT:
         return text
-    if key == "floor":
+    if key in ("floor", "interval_level"):
         return float(text)
     return json.loads(text)
 
@@ -175,6 +180,10 @@ def metadata_mismatches(module: nn.Module, onnx_path: str | Path) -> list[str]:
     expected = module_metadata(module)
     problems = []
     for key in _CHECKED_METADATA:
+        if key not in expected:  # e.g. "mixture", for an ensemble only
+            if key in meta:
+                problems.append(f"{key}: in the file, but the module has none")
+            continue
         if key not in meta:
             problems.append(f"{key}: missing")
             continue
@@ -226,11 +235,15 @@ def _threshold_rows(module: nn.Module, units: int = 8) -> list[np.ndarray]:
     body64 = copy.deepcopy(body).double().eval()
     network = _network_of_numeric(module, _base_codes(module), torch.float64)
     target = act.threshold / act.beta
+    members = getattr(module.family, "members", 1)
+
+    def unit(z: Tensor, j: int) -> Tensor:  # an ensemble's unit j is member j % M's
+        out = body64.pre_activation(network(z))
+        return out[j % members, :, j] if out.dim() == 3 else out[:, j]
+
     rows = []
     for j in range(min(units, body.net[0].out_features)):
-        row = _root_along_gradient(
-            lambda z, j=j: body64.pre_activation(network(z))[:, j], n, target
-        )
+        row = _root_along_gradient(lambda z, j=j: unit(z, j), n, target)
         if row is not None:
             rows.append(row)
     return rows
@@ -274,7 +287,7 @@ def _head_negative_rows(module: nn.Module) -> list[np.ndarray]:
     z = torch.zeros(1, n, dtype=torch.float32, requires_grad=True)
     network = _network_of_numeric(module, _base_codes(module), torch.float32)
     raw = module.heads.linear(module.body(network(z)))
-    raw[0, positive].sum().backward()
+    raw[..., positive].sum().backward()
     direction = z.grad[0].double()
     if float(direction.norm()) == 0:
         return []
@@ -416,10 +429,11 @@ def check_parity(
         got = sess.run(None, feeds)
         rtol = PROVIDERS[provider][2]
         derived_log = module.family.support != "real"
-        outputs = [
-            _compare(n, g, e, rtol, lower.get(n), derived_log and n not in module.param_names)
-            for n, g, e in zip(names, got, expected, strict=True)
-        ]
+        outputs = []
+        for n, g, e in zip(names, got, expected, strict=True):
+            param = n.removeprefix("member_")
+            derived = param not in module.param_names
+            outputs.append(_compare(n, g, e, rtol, lower.get(param), derived_log and derived))
         report.providers.append(ProviderParity(provider, len(inputs), outputs))
     return report
 

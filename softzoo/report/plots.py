@@ -38,7 +38,7 @@ from torch import Tensor
 
 from softzoo._io import atomic_write
 from softzoo.families import Family, Params
-from softzoo.metrics import interval_coverage, pit_histogram
+from softzoo.metrics import pit_histogram
 
 __all__ = [
     "RELIABILITY_LEVELS",
@@ -69,6 +69,11 @@ class ReportData:
     params: Params
     target: Tensor
     target_name: str = "y"
+    #: the parameters before the model's calibration map, when it has one
+    raw_params: Params | None = None
+    #: the central level whose interval the model reports at its interval level (the
+    #: "level" calibration), and that interval level
+    calibrated_level: tuple[float, float] | None = None
 
     @property
     def mean(self) -> Tensor:
@@ -82,13 +87,31 @@ class ReportData:
 def predict_report_data(module: Any, x: Tensor, y: Tensor, batch_size: int = 4096) -> ReportData:
     """Run ``module`` (a SoftRegressor) on ``x`` in batches and pair it with ``y``."""
     module.family.check_support(y, "target")
-    chunks = [module(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    params = tuple(torch.cat(parts).double().cpu() for parts in zip(*chunks, strict=True))
-    return ReportData(module.family, params, y.double().cpu(), module.hparams.target_name)
+
+    def run(forward: Any) -> Params:
+        chunks = [forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        return tuple(torch.cat(parts).double().cpu() for parts in zip(*chunks, strict=True))
+
+    method = getattr(module, "calibration_method", None)
+    level = (module.effective_level, module.hparams.interval_level) if method == "level" else None
+    return ReportData(
+        module.family,
+        run(module),
+        y.double().cpu(),
+        module.hparams.target_name,
+        raw_params=run(module.uncalibrated) if method else None,
+        calibrated_level=level,
+    )
 
 
-def reliability_curve(data: ReportData, levels: tuple[float, ...] = RELIABILITY_LEVELS) -> Tensor:
-    """Observed coverage of the central interval at each nominal level.
+def reliability_curve(
+    data: ReportData, levels: tuple[float, ...] = RELIABILITY_LEVELS, raw: bool = False
+) -> Tensor:
+    """Observed coverage of the central interval at each nominal level, the way the PIT
+    histogram counts: a row counts as covered by the share of its PIT range [F(y⁻), F(y)]
+    that lies in the central band [(1 − L)/2, (1 + L)/2] (for a continuous family, 1 if
+    F(y) lies in it, else 0). Counts then lie on the diagonal when calibrated, instead of
+    above it from the mass of the interval's end points. ``raw``: before calibration.
 
     Example:
         >>> import torch
@@ -98,9 +121,21 @@ def reliability_curve(data: ReportData, levels: tuple[float, ...] = RELIABILITY_
         >>> [round(v, 2) for v in reliability_curve(data, (0.5, 0.9)).tolist()]
         [0.5, 0.9]
     """
-    return torch.tensor(
-        [float(interval_coverage(data.family, data.params, data.target, lv)) for lv in levels]
-    )
+    params = data.raw_params if raw and data.raw_params is not None else data.params
+    below, upper = data.family.pit_bounds(params, data.target)
+    below, upper = below.double(), upper.double()
+    coverage = []
+    for level in levels:
+        low, high = (1 - level) / 2, (1 + level) / 2
+        if data.family.discrete:
+            inside = torch.minimum(upper, torch.tensor(high)) - torch.maximum(
+                below, torch.tensor(low)
+            )
+            share = inside.clamp_min(0) / (upper - below).clamp_min(1e-300)
+        else:
+            share = ((upper >= low) & (upper <= high)).double()
+        coverage.append(float(share.mean()))
+    return torch.tensor(coverage)
 
 
 # ---- the four figures ---------------------------------------------------------------------
@@ -116,11 +151,28 @@ def _reliability_figure(data: ReportData) -> Figure:
     observed = reliability_curve(data).numpy()
     figure, axes = _figure("Reliability of the central intervals")
     axes.plot([0, 1], [0, 1], color="0.5", linestyle="--", label="perfect calibration")
-    axes.plot(RELIABILITY_LEVELS, observed, marker="o", color="C0", label="this model")
+    if data.raw_params is not None:
+        before = reliability_curve(data, raw=True).numpy()
+        axes.plot(RELIABILITY_LEVELS, before, marker="o", color="0.6", label="before calibration")
+    if data.calibrated_level is None:
+        label = "this model" if data.raw_params is None else "after calibration"
+        axes.plot(RELIABILITY_LEVELS, observed, marker="o", color="C0", label=label)
+    else:  # the calibrated level stands for one nominal level
+        used, nominal = data.calibrated_level
+        after = float(reliability_curve(data, (used,))[0])
+        axes.plot(
+            [nominal],
+            [after],
+            marker="*",
+            markersize=14,
+            color="C0",
+            linestyle="none",
+            label=f"after calibration (level {used:.3f} used for {nominal:.2f})",
+        )
     axes.set(xlim=(0, 1), ylim=(0, 1), aspect="equal")
     axes.set_xlabel("nominal coverage of the central interval")
     axes.set_ylabel(f"observed coverage ({len(data.target)} rows)")
-    axes.legend(loc="upper left")
+    axes.legend(loc="lower right", fontsize=9)
     return figure
 
 

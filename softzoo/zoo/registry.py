@@ -143,7 +143,7 @@ def list_models(
     """Sorted model names, filtered by wildcard patterns (``fnmatch``), family and data set.
 
     Example:
-        >>> list_models("concrete-*", family="gaussian")
+        >>> list_models("concrete-*", family="gaussian", exclude="*-x5")
         ['concrete-gaussian-relu', 'concrete-gaussian-softplus']
     """
     _ensure_loaded()
