@@ -309,3 +309,27 @@ def test_calibration_does_not_hold_when_new_rows_are_not_exchangeable() -> None:
     inside = model.evaluate(*rows(-1, 1, 20000))["picp_90"]
     shifted = model.evaluate(*rows(2, 3, 20000))["picp_90"]
     assert inside == pytest.approx(0.9, abs=0.02) and shifted < 0.6, (inside, shifted)
+
+
+def test_each_member_draws_its_own_shuffle_of_every_row() -> None:
+    from softzoo.data import InMemoryBatchLoader
+
+    rows = torch.arange(50.0)
+    loader = InMemoryBatchLoader(rows[:, None], rows, batch_size=8, shuffle=True, members=3)
+    batches = list(loader)
+    assert [tuple(y.shape) for _, y in batches][:2] == [(3, 8), (3, 8)]
+    seen = torch.cat([y for _, y in batches], dim=1)  # (members, rows) over one epoch
+    for member in seen:
+        assert sorted(member.tolist()) == rows.tolist()  # every row once per member
+    assert not torch.equal(seen[0], seen[1])  # in another order
+    x, y = batches[0]
+    torch.testing.assert_close(x[..., 0], y)  # features and targets stay paired
+
+
+def test_an_ensemble_asks_its_data_module_for_member_shuffles() -> None:
+    data = SyntheticDataModule(n=300, batch_size=32)
+    model = SoftRegressor(1, hidden=[8], ensemble_size=4)
+    make_quiet_trainer(max_epochs=1).fit(model, data)
+    assert data.member_shuffles == 4
+    x, y = next(iter(data.train_dataloader()))[0]
+    assert x.shape == (4, 32, 1) and y.shape == (4, 32)

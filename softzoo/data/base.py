@@ -145,6 +145,8 @@ class ArrayDataModule(pl.LightningDataModule):
                 "training rows; keep their sum below 1"
             )
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
+        #: one training shuffle per ensemble member (an ensemble model sets it in setup)
+        self.member_shuffles = 1
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
 
     # ---- what subclasses provide ------------------------------------------------------
@@ -237,6 +239,7 @@ class ArrayDataModule(pl.LightningDataModule):
             shuffle=True,
             seed=self.seed,
             batches_per_step=self.batches_per_step,
+            members=self.member_shuffles,
             **shard,
         )
 

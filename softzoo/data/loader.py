@@ -37,6 +37,9 @@ class InMemoryBatchLoader:
             be shorter), one per Lightning step: :class:`~softzoo.models.SoftRegressor` takes
             one optimiser step per batch, so Lightning's fixed per-step cost is paid once
             per list. 1 yields plain batches.
+        members: with ``shuffle``, one shuffle per ensemble member: every tensor of a batch
+            gets a leading member dimension, ``(members, batch, ...)``, member m's rows drawn
+            from its own permutation (seed ``seed + epoch + 7919·m``).
         rank, world_size: this process's shard under DDP. With ``shuffle`` every rank
             draws the same permutation and takes every ``world_size``-th row, truncated to
             an equal length, so all ranks run the same number of steps; without it, ranks
@@ -62,6 +65,7 @@ class InMemoryBatchLoader:
         batches_per_step: int = 1,
         rank: int = 0,
         world_size: int = 1,
+        members: int = 1,
     ) -> None:
         if not tensors:
             raise ValueError("InMemoryBatchLoader needs at least one tensor")
@@ -77,6 +81,7 @@ class InMemoryBatchLoader:
         self.tensors, self.batch_size, self.shuffle = tensors, int(batch_size), shuffle
         self.drop_last, self.seed, self.rank, self.world_size = drop_last, seed, rank, world_size
         self.batches_per_step = int(batches_per_step)
+        self.members = int(members)
         self.sampler = _EpochSampler()
         # Lightning inspects `batch_sampler` whenever a loader has a `sampler`.
         self.batch_sampler = None
@@ -102,22 +107,38 @@ class InMemoryBatchLoader:
     def __len__(self) -> int:
         return -(-self.num_batches // self.batches_per_step)
 
+    def _order(self, member: int) -> Tensor:
+        """This rank's rows of one member's permutation for the current epoch."""
+        n = self.tensors[0].shape[0]
+        seed = self.seed + self.sampler.epoch + 7919 * member
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        return order[self.rank :: self.world_size][: self.rows].to(self.tensors[0].device)
+
     def _shard(self) -> tuple[Tensor, ...]:
         if not self.shuffle:
             start, stop = self._chunk()
             return tuple(t[start:stop] for t in self.tensors)
-        n = self.tensors[0].shape[0]
-        generator = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
-        order = torch.randperm(n, generator=generator)
-        order = order[self.rank :: self.world_size][: self.rows].to(self.tensors[0].device)
+        order = self._order(0)
         return tuple(t[order] for t in self.tensors)
 
     def _batches(self) -> Iterator[tuple[Tensor, ...]]:
+        if self.members > 1 and self.shuffle:
+            yield from self._member_batches()
+            return
         shard = self._shard()
         rows = shard[0].shape[0]
         stop = rows - rows % self.batch_size if self.drop_last else rows
         for start in range(0, stop, self.batch_size):
             yield tuple(t[start : start + self.batch_size] for t in shard)
+
+    def _member_batches(self) -> Iterator[tuple[Tensor, ...]]:
+        """Batches of (members, batch, ...): each member's rows from its own shuffle,
+        gathered batch by batch (the data is not copied per member)."""
+        orders = torch.stack([self._order(m) for m in range(self.members)])
+        stop = self.rows - self.rows % self.batch_size if self.drop_last else self.rows
+        for start in range(0, stop, self.batch_size):
+            rows = orders[:, start : start + self.batch_size]
+            yield tuple(t[rows] for t in self.tensors)
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...] | list[tuple[Tensor, ...]]]:
         if self.batches_per_step == 1:

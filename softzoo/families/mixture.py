@@ -69,7 +69,10 @@ class Mixture(Family):
 
     # ---- per member, then combined ----------------------------------------------------
     def loss(self, params: Params, y: Tensor) -> Tensor:
-        return self.base.loss(params, y.unsqueeze(-1)).mean(dim=-1)
+        """The members' own losses, averaged; ``y`` is (batch,), or (batch, members) when
+        each member trains on its own shuffle of the rows."""
+        y = y if y.dim() == params[0].dim() else y.unsqueeze(-1)
+        return self.base.loss(params, y).mean(dim=-1)
 
     def nll(self, params: Params, y: Tensor) -> Tensor:
         member_nll = self.base.nll(params, y.unsqueeze(-1))

@@ -345,6 +345,8 @@ class SoftRegressor(pl.LightningModule):
             self.family.check_support(y, f"{split} target")
         if stage == "fit" and not bool(self.scaling_fitted):
             self.fit_scaling(*datamodule.tensors("train"))
+        if stage == "fit":  # each member of an ensemble draws its own shuffle of the rows
+            datamodule.member_shuffles = self.hparams.ensemble_size
 
     def _check_encoding(self, datamodule: Any) -> None:
         """The data module must encode categories and flag gaps as this model was built
@@ -390,7 +392,9 @@ class SoftRegressor(pl.LightningModule):
         for x, y in batch if isinstance(batch[0], (list, tuple)) else [batch]:
             if 0 <= max_steps <= self.trainer.global_step:
                 break
-            loss = self.family.loss(self.scaled_params(x), self._scaled_target(y)).mean()
+            target = self._scaled_target(y)  # (members, batch) under member shuffles
+            loss = self.family.loss(self.scaled_params(x), target.T if y.dim() == 2 else target)
+            loss = loss.mean()
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             if self.hparams.gradient_clip_val is not None:

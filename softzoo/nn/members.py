@@ -50,8 +50,8 @@ class MemberLinear(nn.Module):
 
 
 class MemberEmbedding(nn.Module):
-    """``members`` independent ``nn.Embedding(n, dim)`` tables; codes ``(batch,)`` give
-    ``(members, batch, dim)``.
+    """``members`` independent ``nn.Embedding(n, dim)`` tables; codes ``(batch,)`` (every
+    member's) or ``(members, batch)`` (each member's own) give ``(members, batch, dim)``.
 
     Example:
         >>> import torch
@@ -65,6 +65,9 @@ class MemberEmbedding(nn.Module):
         self.weight = nn.Parameter(torch.randn(members, num_embeddings, embedding_dim))
 
     def forward(self, codes: Tensor) -> Tensor:
+        if codes.dim() == 2:  # (members, batch): each member's own rows
+            members = torch.arange(self.weight.shape[0], device=codes.device)[:, None]
+            return self.weight[members, codes]
         return self.weight[:, codes, :]
 
 

@@ -100,14 +100,14 @@ class TabularInput(nn.Module):
         self.scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
 
     def forward(self, x: Tensor) -> Tensor:
-        numeric = x[:, : self.n_numeric]
+        numeric = x[..., : self.n_numeric]  # (batch, ...) or, per member, (members, batch, ...)
         missing = torch.isnan(numeric)
         parts = [(torch.where(missing, self.fill, numeric) - self.shift) / self.scale]
         if self.indicators.numel():
-            parts.append(missing[:, self.indicators].to(numeric.dtype))
-        if self.members > 1:  # the numeric parts are the same for every member
+            parts.append(missing[..., self.indicators].to(numeric.dtype))
+        if self.members > 1 and x.dim() == 2:  # every member reads the same rows
             parts = [p.expand(self.members, *p.shape) for p in parts]
         if self.embeddings:
-            codes = x[:, self.n_numeric :].long()
-            parts += [embed(codes[:, j]) for j, embed in enumerate(self.embeddings)]
+            codes = x[..., self.n_numeric :].long()
+            parts += [embed(codes[..., j]) for j, embed in enumerate(self.embeddings)]
         return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
