@@ -42,6 +42,48 @@ def test_uci_mixture_quantiles_and_nll() -> None:
     assert nll == pytest.approx(-math.log(stats.norm.pdf(0, 2, 1)), rel=1e-9)
 
 
+def test_uci_best_published_is_the_lowest_of_every_published_row() -> None:
+    uci = _load("uci")
+    assert uci.best_published("yacht") == 0.20  # NGBoost
+    assert uci.best_published("protein-tertiary-structure") == 2.63  # deep evidential
+    assert uci.best_published("power-plant") == 2.79  # a tie: Deep Ensembles, NGBoost, MC 10x
+
+
+def test_uci_targets_count_data_sets_at_or_below_the_bar() -> None:
+    uci = _load("uci")
+    run = lambda nll: {"nll_mean": nll}  # noqa: E731
+    datasets = {
+        "yacht": {r: run(0.20) for r in uci.RUNS},  # at the bars: counts
+        "concrete": {r: run(3.2) for r in uci.RUNS},  # above every bar
+    }
+    assert uci._counts(datasets) == {
+        "beats_mc_dropout": 1,
+        "beats_deep_ensembles": 1,
+        "default_single_beats_deep_ensembles": 1,
+        "default_ensemble_beats_best_published": 1,
+    }
+    datasets["yacht"]["f_default_ensemble5"] = run(0.21)  # above NGBoost's 0.20
+    assert uci._counts(datasets)["default_ensemble_beats_best_published"] == 0
+
+
+def test_uci_recipe_candidates_and_ranks() -> None:
+    recipe = _load("uci_recipe")
+    options = recipe.candidates("default")
+    assert len(options) == math.prod(len(v) for v in recipe.GRIDS["default"].values())
+    assert len({tuple(sorted(o.items())) for o in options}) == len(options)
+    assert recipe._ranks([0.3, -1.0, 2.0]) == [2.0, 1.0, 3.0]
+    raw = {"a": [[1.0, 2.0], [3.0, 0.0]], "b": [[0.0, 5.0]], "c": [[0.0, 1.0]]}
+    recipe.GRIDS["tiny"] = {"lr": [1e-2, 1e-3]}
+    try:
+        summary = recipe.summarise("tiny", raw)
+    finally:
+        del recipe.GRIDS["tiny"]
+    # per data set the mean over splits: a 2.0 vs 1.0, b 0 vs 5, c 0 vs 1: mean ranks 4/3, 5/3
+    assert summary["chosen"] == {"lr": 1e-2}
+    assert [c["mean_rank"] for c in summary["candidates"]] == pytest.approx([4 / 3, 5 / 3])
+    assert [c["worst_split_nll"] for c in summary["candidates"]] == [3.0, 5.0]
+
+
 def test_uci_benchmark_skips_cleanly_without_data(tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/uci.py"), "--root", str(tmp_path / "none")],

@@ -10,6 +10,7 @@ card records every seed's held-out metrics (the spread ``softzoo reproduce`` jud
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -137,9 +138,14 @@ def _reexport(name: str) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    export_only = "--export-only" in argv
-    names = [a for a in argv if a != "--export-only"]
-    names = names or sorted(p.stem for p in RECIPES.glob("*.yaml"))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="zoo models to build (default: every recipe)")
+    parser.add_argument(
+        "--export-only", action="store_true", help="re-export the committed weights, no training"
+    )
+    args = parser.parse_args(argv)
+    export_only = args.export_only
+    names = args.names or sorted(p.stem for p in RECIPES.glob("*.yaml"))
     manifest_path = EXPORT / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
     for name in names:

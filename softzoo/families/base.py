@@ -68,6 +68,8 @@ class Family:
             distribution (pretrained weights may be fine-tuned with other values).
         closed_form_interval: whether :meth:`interval` is a few elementwise ops (no
             special function): then exported graphs also output the interval ends.
+        mean_params: the parameters that carry the mean: the ones a mean warm-up and
+            faithful training fit, the others held at the marginal fit.
     """
 
     name: ClassVar[str]
@@ -77,6 +79,7 @@ class Family:
     probabilistic: ClassVar[bool] = True
     loss_options: ClassVar[frozenset[str]] = frozenset()
     closed_form_interval: ClassVar[bool] = False
+    mean_params: ClassVar[tuple[str, ...]] = ()
 
     # ---- description -------------------------------------------------------------
     @property

@@ -24,6 +24,7 @@ class GammaFamily(Family):
     params = (ParamSpec("concentration", True), ParamSpec("rate", True, units="rate"))
     support = "positive"
     target_scaling = "scale"
+    mean_params = ("rate",)
 
     def nll(self, params: Params, y: Tensor) -> Tensor:
         alpha, rate = params

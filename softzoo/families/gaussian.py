@@ -12,7 +12,7 @@ from torch import Tensor
 from softzoo.families.base import Family, Params, ParamSpec
 from softzoo.families.registry import register_family
 
-__all__ = ["GaussianFamily", "normal_cdf", "normal_icdf"]
+__all__ = ["GaussianFamily", "beta_weighted", "check_beta_nll", "normal_cdf", "normal_icdf"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -28,6 +28,18 @@ def normal_icdf(q: float | Tensor, like: Tensor) -> float | Tensor:
         return NormalDist().inv_cdf(q)
     q = torch.as_tensor(q, dtype=like.dtype, device=like.device)
     return math.sqrt(2.0) * torch.special.erfinv(2.0 * q - 1.0)
+
+
+def check_beta_nll(beta: float) -> float:
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta_nll must lie in [0, 1], got {beta!r}")
+    return float(beta)
+
+
+def beta_weighted(nll: Tensor, scale: Tensor, beta: float) -> Tensor:
+    """β-NLL (Seitzer et al., 2022): each row's NLL times stop-gradient(scale^(2β)), so
+    that rows the model deems noisy do not drown the mean's gradient; β = 0: the NLL."""
+    return nll if beta == 0.0 else nll * scale.detach().pow(2.0 * beta)
 
 
 def gaussian_nll(loc: Tensor, scale: Tensor, y: Tensor) -> Tensor:
@@ -49,13 +61,12 @@ class GaussianFamily(Family):
     params = (ParamSpec("loc", units="location"), ParamSpec("scale", True, units="scale"))
     support = "real"
     target_scaling = "affine"
+    mean_params = ("loc",)
     loss_options = frozenset({"beta_nll"})
     closed_form_interval = True
 
     def __init__(self, beta_nll: float = 0.0) -> None:
-        if not 0.0 <= beta_nll <= 1.0:
-            raise ValueError(f"beta_nll must lie in [0, 1], got {beta_nll!r}")
-        self.beta_nll = float(beta_nll)
+        self.beta_nll = check_beta_nll(beta_nll)
 
     def options(self) -> dict[str, Any]:
         return {"beta_nll": self.beta_nll}
@@ -65,10 +76,7 @@ class GaussianFamily(Family):
         return gaussian_nll(loc, scale, y)
 
     def loss(self, params: Params, y: Tensor) -> Tensor:
-        nll = self.nll(params, y)
-        if self.beta_nll == 0.0:
-            return nll
-        return nll * params[1].detach().pow(2.0 * self.beta_nll)
+        return beta_weighted(self.nll(params, y), params[1], self.beta_nll)
 
     def mean(self, params: Params) -> Tensor:
         return params[0]

@@ -26,6 +26,7 @@ class LogNormalFamily(Family):
     params = (ParamSpec("loc", units="log_location"), ParamSpec("scale", True))
     support = "positive"
     target_scaling = "scale"
+    mean_params = ("loc",)
     closed_form_interval = True
 
     def nll(self, params: Params, y: Tensor) -> Tensor:

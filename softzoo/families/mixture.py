@@ -60,6 +60,7 @@ class Mixture(Family):
         self.target_scaling = base.target_scaling
         self.probabilistic = base.probabilistic
         self.loss_options = base.loss_options
+        self.mean_params = base.mean_params
 
     def options(self) -> dict[str, Any]:
         return self.base.options()

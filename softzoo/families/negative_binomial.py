@@ -33,6 +33,7 @@ class NegativeBinomialFamily(Family):
     params = (ParamSpec("mean", True), ParamSpec("concentration", True))
     support = "count"
     target_scaling = "none"
+    mean_params = ("mean",)
 
     def nll(self, params: Params, y: Tensor) -> Tensor:
         mu, r = params

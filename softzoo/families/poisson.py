@@ -24,6 +24,7 @@ class PoissonFamily(Family):
     params = (ParamSpec("rate", True),)
     support = "count"
     target_scaling = "none"
+    mean_params = ("rate",)
 
     def nll(self, params: Params, y: Tensor) -> Tensor:
         (rate,) = params

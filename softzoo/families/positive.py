@@ -41,6 +41,7 @@ class PositiveFamily(Family):
     params = (ParamSpec("mean", True, units="scale"),)
     support = "positive"
     target_scaling = "scale"
+    mean_params = ("mean",)
     probabilistic = False
     loss_options = frozenset({"loss", "power"})
 

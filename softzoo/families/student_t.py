@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from scipy import stats
 from torch import Tensor
 
 from softzoo.families.base import Family, Params, ParamSpec, scipy_call
+from softzoo.families.gaussian import beta_weighted, check_beta_nll
 from softzoo.families.registry import register_family
 
 __all__ = ["StudentTFamily"]
@@ -23,6 +25,12 @@ class StudentTFamily(Family):
 
     CDF and quantiles use scipy's ``t`` (torch has no incomplete beta function);
     CRPS is the closed form of Jordan, Krüger & Lerch (2019).
+
+    Args:
+        beta_nll: β of the β-NLL loss (Seitzer et al., 2022) in [0, 1]: each row's NLL
+            weighted by stop-gradient(scale^(2β)) (the scale stands for σ, as the variance
+            needs df > 2 and moves with df); 0 gives the plain NLL. Only the training loss
+            changes.
     """
 
     name = "student_t"
@@ -33,6 +41,17 @@ class StudentTFamily(Family):
     )
     support = "real"
     target_scaling = "affine"
+    mean_params = ("loc",)
+    loss_options = frozenset({"beta_nll"})
+
+    def __init__(self, beta_nll: float = 0.0) -> None:
+        self.beta_nll = check_beta_nll(beta_nll)
+
+    def options(self) -> dict[str, Any]:
+        return {"beta_nll": self.beta_nll}
+
+    def loss(self, params: Params, y: Tensor) -> Tensor:
+        return beta_weighted(self.nll(params, y), params[1], self.beta_nll)
 
     def nll(self, params: Params, y: Tensor) -> Tensor:
         loc, scale, df = params

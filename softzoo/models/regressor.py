@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,14 @@ class SoftRegressor(pl.LightningModule):
             vectorised pass (different initialisations, the same batches); the predictive
             is their equal-weight mixture (:class:`~softzoo.families.Mixture`) and every
             parameter ``forward`` returns is ``(batch, N)``.
+        warmup_epochs: for the first epochs, fit only the parameters that carry the mean
+            (``family.mean_params``: the location, the gamma rate, …) with the others held at
+            the marginal fit of the target, then the full likelihood (mean warm-up:
+            "burn-in" in lightning-uq-box; Sluijterman et al., 2023).
+        faithful: faithful heteroscedastic training (Stirn et al., 2023): the mean is fitted
+            as a homoscedastic model would (the others held at the marginal fit) through
+            the shared body, and the other parameters' heads learn the likelihood on the
+            body's features with no gradient into the body or the mean.
         calibration: "none", or "conformal": after every validation epoch, fit a map on the
             validation split so that the central ``interval_level`` interval reaches its
             nominal coverage with a split-conformal guarantee (docs/calibration.md);
@@ -114,6 +123,8 @@ class SoftRegressor(pl.LightningModule):
         missing_policy: str = "impute",
         ensemble_size: int = 1,
         calibration: str = "none",
+        warmup_epochs: int = 0,
+        faithful: bool = False,
     ) -> None:
         super().__init__()
         if optimizer not in _OPTIMIZERS:
@@ -130,6 +141,8 @@ class SoftRegressor(pl.LightningModule):
             raise ValueError(
                 f"ensemble_size must be a whole number >= 1 (1: one model), got {ensemble_size!r}"
             )
+        if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be a whole number >= 0, got {warmup_epochs!r}")
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
         self.save_hyperparameters()
@@ -166,6 +179,9 @@ class SoftRegressor(pl.LightningModule):
         # the central level whose interval reaches the nominal coverage
         self.register_buffer("calibration_scale", torch.tensor(1.0))
         self.register_buffer("calibration_level", torch.tensor(float(interval_level)))
+        # the marginal fit of the target per parameter (scaled units; NaN: none), where the
+        # mean warm-up and faithful training hold the parameters that do not carry the mean
+        self.register_buffer("marginal", torch.full((len(self.param_names),), math.nan))
         self.register_buffer("y_shift", torch.tensor(0.0))
         self.register_buffer("y_scale", torch.tensor(1.0))
         self.register_buffer("scaling_fitted", torch.tensor(False))
@@ -302,7 +318,9 @@ class SoftRegressor(pl.LightningModule):
         shift, scale = self.family.fit_target_scaling(y64)
         self.y_shift.fill_(shift)
         self.y_scale.fill_(scale)
-        self.heads.set_initial_values(self._initial_values((y64 - shift) / scale, y64))
+        initial = self._initial_values((y64 - shift) / scale, y64)
+        self.heads.set_initial_values(initial)
+        self.marginal.copy_(torch.tensor([initial.get(n, math.nan) for n in self.param_names]))
         self.scaling_fitted.fill_(True)
 
     def _initial_values(self, scaled: Tensor, y: Tensor) -> dict[str, float]:
@@ -393,19 +411,86 @@ class SoftRegressor(pl.LightningModule):
             if 0 <= max_steps <= self.trainer.global_step:
                 break
             target = self._scaled_target(y)  # (members, batch) under member shuffles
-            loss = self.family.loss(self.scaled_params(x), target.T if y.dim() == 2 else target)
-            loss = loss.mean()
+            target = target.T if y.dim() == 2 else target
+            loss = self.training_loss(x, target, self.current_epoch).mean()
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             if self.hparams.gradient_clip_val is not None:
                 self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val)
-            optimizer.step()
+            with self.holding_heads(self.current_epoch):
+                optimizer.step()
             if scheduler is not None:
                 scheduler.step()
             loss_sum, rows = loss_sum + loss.detach() * len(y), rows + len(y)
         if rows:
             # one metric update per Lightning step: torchmetrics' update costs a tenth of a step
             self.train_loss.update(loss_sum / rows, weight=rows)
+
+    # ---- training craft: mean warm-up, faithful training --------------------------------
+    def warming_up(self, epoch: int) -> bool:
+        """Whether ``epoch`` (0-based) is one of the mean warm-up's."""
+        return epoch < self.hparams.get("warmup_epochs", 0)
+
+    def training_loss(self, x: Tensor, target: Tensor, epoch: int) -> Tensor:
+        """The per-row loss the optimiser minimises at ``epoch`` (target in scaled units):
+        the family's loss; during the mean warm-up, that loss with the parameters that do
+        not carry the mean held at the marginal fit; with ``faithful``, that held loss for
+        the mean and body plus the family's loss for the other heads on detached features
+        and a detached mean."""
+        hidden = self.body(self.inputs(x))
+        params = self.heads(hidden)
+        if self.warming_up(epoch):
+            return self.family.loss(self._held(params), target)
+        if not self.hparams.get("faithful", False):
+            return self.family.loss(params, target)
+        means = set(self.family.mean_params)
+        detached = self.heads(hidden.detach())
+        others = tuple(
+            p.detach() if name in means else d
+            for name, p, d in zip(self.param_names, params, detached, strict=True)
+        )
+        return self.family.loss(self._held(params), target) + self.family.loss(others, target)
+
+    def _held(self, params: Params) -> Params:
+        """The parameters, with those that do not carry the mean at the marginal fit."""
+        if torch.isnan(self.marginal).any():
+            raise ValueError(
+                "warmup_epochs and faithful hold parameters at the marginal fit of the "
+                "target, which this model (saved by an older softzoo) does not have: call "
+                "model.fit_scaling(x_train, y_train) first, or train without them"
+            )
+        means = set(self.family.mean_params)
+        return tuple(
+            p if name in means else torch.full_like(p, float(self.marginal[i]))
+            for i, (name, p) in enumerate(zip(self.param_names, params, strict=True))
+        )
+
+    @contextlib.contextmanager
+    def holding_heads(self, epoch: int) -> Iterator[None]:
+        """Wrap ``optimizer.step()`` of a custom training loop in this (with
+        :meth:`training_loss`): during the warm-up the held parameters' head rows stay as
+        they are (no gradient reaches them, but weight decay would move them).
+
+        Example::
+
+            loss = model.training_loss(x, target, epoch).mean()
+            loss.backward()
+            with model.holding_heads(epoch):
+                optimizer.step()
+        """
+        if not self.warming_up(epoch):
+            yield
+            return
+        rows = [i for i, n in enumerate(self.param_names) if n not in self.family.mean_params]
+        linear = self.heads.linear
+        saved = (
+            linear.weight[..., rows, :].detach().clone(),
+            linear.bias[..., rows].detach().clone(),
+        )
+        yield
+        with torch.no_grad():
+            linear.weight[..., rows, :] = saved[0]
+            linear.bias[..., rows] = saved[1]
 
     def on_train_epoch_end(self) -> None:
         self.log("train_loss", self.train_loss, on_epoch=True, prog_bar=True)
@@ -555,7 +640,7 @@ def _upgrade_state_dict(module: nn.Module, state: dict, prefix: str, *args: Any)
     if prefix + "inputs.shift" in state and prefix + "inputs.fill" not in state:
         state[prefix + "inputs.fill"] = state[prefix + "inputs.shift"].clone()
         state.setdefault(prefix + "inputs.indicators", torch.zeros(0, dtype=torch.long))
-    for name in ("calibration_scale", "calibration_level"):  # models from before calibration
+    for name in ("calibration_scale", "calibration_level", "marginal"):  # older models
         state.setdefault(prefix + name, getattr(module, name).clone())
 
 
