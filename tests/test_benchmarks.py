@@ -82,6 +82,21 @@ def test_uci_recipe_candidates_and_ranks() -> None:
     assert summary["chosen"] == {"lr": 1e-2}
     assert [c["mean_rank"] for c in summary["candidates"]] == pytest.approx([4 / 3, 5 / 3])
     assert [c["worst_split_nll"] for c in summary["candidates"]] == [3.0, 5.0]
+    assert [c["blows_up_on"] for c in summary["candidates"]] == [[], ["b"]]  # 5 > 2.5 + 1
+
+
+def test_uci_recipe_never_chooses_a_candidate_that_blows_up() -> None:
+    recipe = _load("uci_recipe")
+    # the first candidate ranks best on a and b but explodes on c (median 1.0, +1.5 nat)
+    raw = {"a": [[0.0, 1.0, 2.0]], "b": [[0.0, 1.0, 2.0]], "c": [[2.5, 1.0, 0.9]]}
+    recipe.GRIDS["tiny"] = {"lr": [1e-2, 3e-3, 1e-3]}
+    try:
+        summary = recipe.summarise("tiny", raw)
+    finally:
+        del recipe.GRIDS["tiny"]
+    assert summary["candidates"][0]["settings"] == {"lr": 1e-2}
+    assert summary["candidates"][0]["blows_up_on"] == ["c"]
+    assert summary["chosen"] == {"lr": 3e-3}
 
 
 def test_uci_benchmark_skips_cleanly_without_data(tmp_path) -> None:
