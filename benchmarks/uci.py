@@ -178,8 +178,8 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "weight_decay": 1e-4,
     "cosine": True,
     "holdout": 0.1,
-    "patience": 20,
-    "warmup": 0.0,
+    "patience": 50,
+    "warmup": 0.1,
     "beta_nll": 0.0,
     "faithful": False,
 }
@@ -276,7 +276,7 @@ def _validation_loss(model: SoftRegressor, x: torch.Tensor, y: torch.Tensor) -> 
     """The held-out ``val_loss`` of softzoo fit: the loss training minimises."""
     model.eval()
     with torch.no_grad():
-        loss = model.family.loss(model.scaled_params(x), (y - model.y_shift) / model.y_scale)
+        loss = model.validation_loss(model.scaled_params(x), (y - model.y_shift) / model.y_scale)
     model.train()
     return float(loss.mean())
 
@@ -402,6 +402,16 @@ def _summarise(raw: dict[str, list[dict[str, dict[str, float]]]]) -> dict:
     return datasets
 
 
+def datasets_to_run(root: Path, chosen: list[str] | None) -> list[str] | None:
+    """The data sets to run (``chosen``, else every one under ``root``); None, with the
+    skip printed as the last JSON line, when ``root`` does not exist."""
+    if not root.is_dir():
+        print(f"skipped: the UCI benchmark folder {root} does not exist (pass --root)")
+        print(json.dumps({"skipped": True, "reason": f"{root} not found"}))
+        return None
+    return chosen or [n for n in PUBLISHED_NLL if (root / n / "data.txt").is_file()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=str(DEFAULT_UCI))
@@ -414,11 +424,9 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="folder for uci.json / uci.md")
     args = parser.parse_args()
     root = Path(args.root)
-    if not root.is_dir():
-        print(f"skipped: the UCI benchmark folder {root} does not exist (pass --root)")
-        print(json.dumps({"skipped": True, "reason": f"{root} not found"}))
+    names = datasets_to_run(root, args.datasets)
+    if names is None:
         return
-    names = args.datasets or [n for n in PUBLISHED_NLL if (root / n / "data.txt").is_file()]
     jobs = [
         (str(root), n, s, args.batch)
         for n in names

@@ -18,6 +18,7 @@ beside it. The last line printed is one JSON object.
             rate, batch size, mean warm-up (a fraction of the epochs) and β-NLL.
   default:  softzoo's default recipe (2×64, up to 200 epochs, cosine schedule, early
             stopping): learning rate, warm-up, β-NLL, faithful.
+  patience: the default recipe's early-stopping patience (20 or 50 epochs).
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ import torch
 from _results import write_results
 from uci import (
     DEFAULT_UCI,
-    PUBLISHED_NLL,
     _gaussian_scores,
     _holdout,
     _predict,
+    datasets_to_run,
     default_recipe,
     fit_recipe,
     protocol_recipe,
@@ -61,8 +62,10 @@ GRIDS: dict[str, dict[str, list]] = {
         "beta_nll": [0.0, 0.5],
         "faithful": [False, True],
     },
+    # the early-stopping patience of the default recipe, once the rest was chosen
+    "patience": {"patience": [20, 50]},
 }
-RECIPES = {"protocol": protocol_recipe, "default": default_recipe}
+RECIPES = {"protocol": protocol_recipe, "default": default_recipe, "patience": default_recipe}
 SELECTION_FRACTION = 0.2
 #: How far above the median candidate's NLL on a data set counts as blowing up there.
 BLOWUP_NATS = 1.0
@@ -161,11 +164,9 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="folder for uci_recipe_<grid>.json / .md")
     args = parser.parse_args()
     root = Path(args.root)
-    if not root.is_dir():
-        print(f"skipped: the UCI benchmark folder {root} does not exist (pass --root)")
-        print(json.dumps({"skipped": True, "reason": f"{root} not found"}))
+    names = datasets_to_run(root, args.datasets)
+    if names is None:
         return
-    names = args.datasets or [n for n in PUBLISHED_NLL if (root / n / "data.txt").is_file()]
     jobs = [(args.grid, str(root), n, s) for n in names for s in range(args.splits)]
     jobs.sort(key=lambda j: -(root / j[2] / "data.txt").stat().st_size)
     start = time.perf_counter()

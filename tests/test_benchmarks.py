@@ -99,9 +99,16 @@ def test_uci_recipe_never_chooses_a_candidate_that_blows_up() -> None:
     assert summary["chosen"] == {"lr": 3e-3}
 
 
-def test_uci_benchmark_skips_cleanly_without_data(tmp_path) -> None:
+@pytest.mark.parametrize("script", [["uci.py"], ["uci_recipe.py", "default"]])
+def test_uci_benchmarks_skip_cleanly_without_data(tmp_path, script) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/uci.py"), "--root", str(tmp_path / "none")],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / script[0]),
+            *script[1:],
+            "--root",
+            str(tmp_path / "none"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
