@@ -71,7 +71,7 @@ CHECKPOINT_DEFAULTS = {
     "mode": "min",
     "save_top_k": 1,
     "save_last": True,
-    "filename": "best-{epoch}",
+    "filename": "best",
 }
 
 

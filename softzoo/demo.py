@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/examples/gaussian.yaml")
     parser.add_argument("--root", default="runs/demo", help="folder for logs and checkpoints")
     args = parser.parse_args(argv)
+    if not Path(args.config).is_file():
+        parser.error(
+            f"config {args.config!r} not found: run the demo from the repository root "
+            "(make demo), or pass --config PATH"
+        )
     from softzoo import datasets
     from softzoo.cli import QUIET_RUN, run_cli
 

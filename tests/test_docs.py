@@ -151,3 +151,14 @@ def test_the_readme_demo_output_is_what_the_demo_prints(tmp_path) -> None:
     # and nothing of Lightning's that softzoo does not mean to say
     for noise in ("💡 Tip", "dirpath has changed", "LeafSpec"):
         assert noise not in result.stdout + result.stderr
+
+
+def test_the_demo_away_from_the_repository_says_where_to_run_it(tmp_path, capsys) -> None:
+    from softzoo.demo import main
+
+    with pytest.raises(SystemExit) as exit_code:
+        main(["--config", str(tmp_path / "gaussian.yaml")])
+    assert exit_code.value.code == 2
+    assert "not found: run the demo from the repository root (make demo)" in (
+        capsys.readouterr().err
+    )

@@ -87,11 +87,20 @@ CLI_ROWS = {
     ),
     "unknown missing-value policy": _csv("d.csv", "y", "--data.init_args.missing", "drop"),
     "ensemble_size below 1": _csv("d.csv", "y", "--model.ensemble_size", "0"),
+    "negative warm-up": _csv("d.csv", "y", "--model.warmup_epochs", "-1"),
+    "warm-up in epochs and as a fraction": _csv("d.csv", "y", "--model.warmup_epochs", "3"),
+    "warm-up as long as the run": _csv(
+        "d.csv", "y", "--model.warmup_fraction", "0", "--model.warmup_epochs", "1"
+    ),
+    "beta_nll outside [0, 1]": _csv("d.csv", "y", "--model.family_options", "{beta_nll: 2}"),
     "layer norm in an ensemble": _csv(
         "d.csv", "y", "--model.ensemble_size", "3", "--model.norm", "layer"
     ),
     "calibration without a validation split": _csv(
         "d.csv", "y", "--model.calibration", "conformal", "--data.init_args.val_fraction", "0"
+    ),
+    "early stopping without a validation split": _csv(
+        "d.csv", "y", "--data.init_args.val_fraction", "0"
     ),
     "calibration of a point predictor": _csv(
         "d.csv", "y", "--model.family", "positive", "--model.calibration", "conformal"

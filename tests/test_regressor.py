@@ -217,7 +217,9 @@ def test_plateau_scheduler_steps_once_per_epoch_on_val_loss() -> None:
 
 
 def test_gradient_clipping_bounds_every_update() -> None:
-    clipped, _ = _fit_weights(16, optimizer="sgd", lr=1.0, gradient_clip_val=1e-6, scheduler=None)
+    clipped, _ = _fit_weights(
+        16, optimizer="sgd", lr=1.0, weight_decay=0.0, gradient_clip_val=1e-6, scheduler=None
+    )
     torch.manual_seed(0)
     start = SoftRegressor(2, hidden=[8]).state_dict()
     # 132 SGD steps of norm <= 1e-6 move the weights by at most 1.32e-4 in total

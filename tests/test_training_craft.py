@@ -2,10 +2,12 @@
 by its defining property."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 from conftest import make_quiet_trainer
+from lightning.pytorch.callbacks import Callback
 
 from softzoo.data import SyntheticDataModule
 from softzoo.families import get_family, list_families
@@ -41,7 +43,10 @@ def test_beta_nll_gradient_is_the_nll_gradient_times_sigma_to_the_2beta(family, 
 
 def test_student_t_beta_nll_range_and_options() -> None:
     assert get_family("student_t", beta_nll=0.5).options() == {"beta_nll": 0.5}
-    with pytest.raises(ValueError, match=r"beta_nll must lie in \[0, 1\], got -0.1"):
+    with pytest.raises(
+        ValueError,
+        match=r"beta_nll must lie in \[0, 1\] \(0: the plain NLL; 0.5 the usual choice\), got -0.1",
+    ):
         get_family("student_t", beta_nll=-0.1)
 
 
@@ -51,31 +56,79 @@ def _scale_output(model: SoftRegressor, x: torch.Tensor) -> torch.Tensor:
         return model.scaled_params(x)[1].clone()
 
 
-def _trained(epochs: int, **options) -> tuple[SoftRegressor, torch.Tensor, torch.Tensor]:
-    """A Gaussian model, its scale output on test rows before and after ``epochs``."""
+class _ScaleAtEpochEnd(Callback):
+    """Records the scale output on ``x`` at the end of every training epoch."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x, self.scales = x, []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.scales.append(_scale_output(pl_module, self.x))
+
+
+def _trained(epochs: int, **options) -> tuple[SoftRegressor, torch.Tensor, list[torch.Tensor]]:
+    """A Gaussian model, its scale output on test rows before training and at the end of
+    each of ``epochs`` epochs."""
     dm = SyntheticDataModule(n=800, n_features=2, batch_size=64)
     dm.setup("fit")
     model = SoftRegressor(2, hidden=[16], lr=1e-2, **options)
     model.fit_scaling(*dm.tensors("train"))
     x = dm.tensors("test")[0]
-    before = _scale_output(model, x)
-    make_quiet_trainer(max_epochs=epochs, num_sanity_val_steps=0).fit(model, dm)
-    return model, before, _scale_output(model, x)
+    before, record = _scale_output(model, x), _ScaleAtEpochEnd(x)
+    make_quiet_trainer(max_epochs=epochs, num_sanity_val_steps=0, callbacks=[record]).fit(model, dm)
+    return model, before, record.scales
 
 
 def test_warmup_holds_the_scale_and_moves_the_mean() -> None:
     # weight decay would move the held head rows if they were not restored
-    model, before, after = _trained(2, warmup_epochs=2, optimizer="adamw", weight_decay=0.1)
-    torch.testing.assert_close(after, before, rtol=0, atol=0)
+    model, before, scales = _trained(3, warmup_epochs=2, optimizer="adamw", weight_decay=0.1)
+    for during in scales[:2]:
+        torch.testing.assert_close(during, before, rtol=0, atol=0)
     # the marginal σ on every row
-    torch.testing.assert_close(after, torch.full_like(after, float(model.marginal[1])))
+    torch.testing.assert_close(scales[1], torch.full_like(before, float(model.marginal[1])))
     start = SoftRegressor(2, hidden=[16]).heads.linear.weight
     assert not torch.equal(model.heads.linear.weight[0], start[0])
 
 
 def test_after_the_warmup_the_scale_learns() -> None:
-    _, before, after = _trained(3, warmup_epochs=2)
-    assert not torch.equal(after, before) and after.std() > 0
+    _, before, scales = _trained(3, warmup_epochs=2)
+    assert not torch.equal(scales[2], before) and scales[2].std() > 0
+
+
+def test_warmup_fraction_is_a_share_of_max_epochs() -> None:
+    model, before, scales = _trained(5, warmup_fraction=0.5)  # 2 epochs: int(2.5)
+    assert model.warmup_length == 2
+    assert [torch.equal(s, before) for s in scales] == [True, True, False, False, False]
+
+
+@pytest.mark.parametrize(
+    ("options", "trainer", "message"),
+    [
+        ({"warmup_fraction": 1.0}, None, r"warmup_fraction must lie in \[0, 1\)"),
+        ({"warmup_epochs": 2, "warmup_fraction": 0.1}, None, "not both"),
+        ({"warmup_epochs": 3}, {"max_epochs": 3}, "warmup_epochs=3 covers all 3 epochs"),
+        (
+            {"warmup_fraction": 0.1},
+            {"max_epochs": -1, "max_steps": 5},
+            "warmup_fraction=0.1 is a share of the Trainer's max_epochs, which is not set",
+        ),
+    ],
+)
+def test_bad_warmup_settings(options, trainer, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        model = SoftRegressor(2, hidden=[4], **options)
+        make_quiet_trainer(**trainer).fit(model, SyntheticDataModule(n=100, n_features=2))
+
+
+@pytest.mark.parametrize(("family", "fails"), [("poisson", False), ("gamma", True)])
+def test_a_warmup_as_long_as_the_run_is_fine_when_only_the_mean_is_fitted(family, fails) -> None:
+    model = SoftRegressor(2, family=family, hidden=[4], warmup_epochs=5)
+    model._trainer = SimpleNamespace(max_epochs=5)  # the check reads only max_epochs
+    if fails:
+        with pytest.raises(ValueError, match="concentration would never train"):
+            model._check_warmup()
+    else:
+        model._check_warmup()
 
 
 def test_warmup_loss_is_the_likelihood_with_the_scale_at_the_marginal() -> None:
@@ -107,7 +160,9 @@ def test_every_family_holds_only_parameters_that_do_not_carry_the_mean(family) -
 
 
 def test_warmup_epochs_must_be_a_whole_number() -> None:
-    with pytest.raises(ValueError, match="warmup_epochs must be a whole number >= 0, got -1"):
+    with pytest.raises(
+        ValueError, match=r"warmup_epochs must be a whole number >= 0 \(0: no warm-up\), got -1"
+    ):
         SoftRegressor(2, warmup_epochs=-1)
 
 
@@ -157,3 +212,40 @@ def test_models_saved_before_the_craft_load_with_their_marginal() -> None:
     fresh.hparams.warmup_epochs = 1
     with pytest.raises(ValueError, match=r"call model.fit_scaling\(x_train, y_train\) first"):
         fresh.training_loss(torch.randn(3, 2), torch.randn(3), epoch=0)
+
+
+# ---- ensembles ----------------------------------------------------------------------
+def test_each_member_gets_the_gradient_it_would_get_alone() -> None:
+    """Members side by side are separate models: member 0's gradient is the same whether it
+    has one companion or two (under the members' mean it would shrink as 1/N, and Adam's
+    coupled weight decay would weigh N times as much)."""
+    x, y = torch.randn(30, 2), torch.randn(30)
+    models = [SoftRegressor(2, hidden=[4], ensemble_size=n) for n in (2, 3)]
+    with torch.no_grad():  # every member of both a copy of the first model's member 0
+        for p2, p3 in zip(models[0].parameters(), models[1].parameters(), strict=True):
+            first = p2[:1].clone()
+            p2.copy_(first.expand_as(p2))
+            p3.copy_(first.expand_as(p3))
+    grads = []
+    for model in models:
+        model.fit_scaling(x, y)
+        model.training_loss(x, (y - model.y_shift) / model.y_scale, epoch=0).sum().backward()
+        grads.append(model.heads.linear.weight.grad[0].clone())
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_validation_loss_is_the_family_loss_or_the_mixture_nll() -> None:
+    x, target = torch.randn(20, 2), torch.randn(20)
+    single = SoftRegressor(2, hidden=[4], family_options={"beta_nll": 0.5})
+    scaled = single.scaled_params(x)
+    torch.testing.assert_close(
+        single.validation_loss(scaled, target), single.family.loss(scaled, target)
+    )
+    ensemble = SoftRegressor(2, hidden=[4], ensemble_size=3)
+    scaled = ensemble.scaled_params(x)
+    torch.testing.assert_close(
+        ensemble.validation_loss(scaled, target), ensemble.family.nll(scaled, target)
+    )
+    assert not torch.allclose(
+        ensemble.validation_loss(scaled, target), ensemble.family.loss(scaled, target)
+    )

@@ -3,6 +3,7 @@
 from softzoo.callbacks.calibration_plot import CalibrationPlot
 from softzoo.callbacks.checkpoint_io import AtomicCheckpointIO
 from softzoo.callbacks.dead_units import DeadUnitMonitor, activation_slope
+from softzoo.callbacks.early_stopping import EarlyStopping
 from softzoo.callbacks.prediction_writer import PredictionCSVWriter
 from softzoo.callbacks.progress import PlainProgressBar, default_progress_bar
 from softzoo.callbacks.run_files import RunConfigSaver, RunLock
@@ -11,6 +12,7 @@ __all__ = [
     "AtomicCheckpointIO",
     "CalibrationPlot",
     "DeadUnitMonitor",
+    "EarlyStopping",
     "PlainProgressBar",
     "PredictionCSVWriter",
     "RunConfigSaver",

@@ -32,7 +32,9 @@ def normal_icdf(q: float | Tensor, like: Tensor) -> float | Tensor:
 
 def check_beta_nll(beta: float) -> float:
     if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"beta_nll must lie in [0, 1], got {beta!r}")
+        raise ValueError(
+            f"beta_nll must lie in [0, 1] (0: the plain NLL; 0.5 the usual choice), got {beta!r}"
+        )
     return float(beta)
 
 
