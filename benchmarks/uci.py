@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _results import write_results
+from _results import host_info, write_results
 
 from softzoo.data import InMemoryBatchLoader, UCISplitDataModule, uci_splits
 from softzoo.models import SoftRegressor
@@ -422,11 +422,18 @@ def main() -> None:
         "--batch", type=int, default=None, help="protocol batch size (default: PROTOCOL_RECIPE's)"
     )
     parser.add_argument("--out", default=None, help="folder for uci.json / uci.md")
+    parser.add_argument(
+        "--reuse",
+        default=None,
+        help="an earlier uci JSON of the same recipes: its data sets that --datasets does not "
+        "name are taken from it instead of rerun",
+    )
     args = parser.parse_args()
     root = Path(args.root)
     names = datasets_to_run(root, args.datasets)
     if names is None:
         return
+    reused = reused_datasets(args.reuse, names)
     jobs = [
         (str(root), n, s, args.batch)
         for n in names
@@ -445,11 +452,14 @@ def main() -> None:
                 file=sys.stderr,
                 flush=True,
             )
-    datasets = _summarise(raw)
+    measured = {**reused, **_summarise(raw)}
+    datasets = {n: measured[n] for n in PUBLISHED_NLL if n in measured}
     summary = {
         "protocol": ("quick (2 splits)" if args.quick else "full")
         + f", batch {args.batch or PROTOCOL_RECIPE['batch_size']}",
         "seconds": round(time.perf_counter() - start, 1),
+        "host": host_info(),
+        "reused": {"file": args.reuse, "datasets": sorted(reused)} if reused else None,
         "datasets": datasets,
         **_counts(datasets),
         "mean_picp90": {
@@ -469,6 +479,21 @@ def main() -> None:
     if args.out:
         write_results(args.out, "uci_quick" if args.quick else "uci", summary, table)
     print(json.dumps(summary))
+
+
+def reused_datasets(path: str | None, running: list[str]) -> dict:
+    """The per-data-set summaries of an earlier run (``path``, a uci JSON) for the data
+    sets this run does not run; that run must have used the same recipes."""
+    if path is None:
+        return {}
+    earlier = json.loads(Path(path).read_text())
+    current = json.loads(json.dumps({"protocol": PROTOCOL_RECIPE, "default": DEFAULT_RECIPE}))
+    if earlier.get("recipes") != current:
+        raise SystemExit(
+            f"{path} was run with other recipes than PROTOCOL_RECIPE and DEFAULT_RECIPE: "
+            "its figures cannot stand beside this run's; rerun its data sets instead"
+        )
+    return {n: d for n, d in earlier["datasets"].items() if n not in running}
 
 
 def best_published(name: str) -> float:
@@ -515,6 +540,15 @@ def _markdown(datasets: dict, summary: dict) -> str:
         "the lowest of Deep Ensembles, MC dropout (both rows), PBP, NGBoost and deep "
         "evidential regression.",
         "",
+        *(
+            [
+                f"{', '.join(summary['reused']['datasets'])}: from {summary['reused']['file']} "
+                "(the same recipes, run separately).",
+                "",
+            ]
+            if summary.get("reused")
+            else []
+        ),
         "| data set | Deep Ens. | MC dropout | best published | " + " | ".join(labels) + " |",
         "|---|---:|---:|---:|" + "---:|" * len(labels),
     ]

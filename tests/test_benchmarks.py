@@ -66,6 +66,21 @@ def test_uci_targets_count_data_sets_at_or_below_the_bar() -> None:
     assert uci._counts(datasets)["default_ensemble_beats_best_published"] == 0
 
 
+def test_uci_reuses_only_the_data_sets_it_does_not_run_and_only_from_the_same_recipes(
+    tmp_path,
+) -> None:
+    uci = _load("uci")
+    recipes = {"protocol": uci.PROTOCOL_RECIPE, "default": uci.DEFAULT_RECIPE}
+    earlier = tmp_path / "uci.json"
+    earlier.write_text(json.dumps({"recipes": recipes, "datasets": {"yacht": 1, "wine": 2}}))
+    assert uci.reused_datasets(str(earlier), ["wine"]) == {"yacht": 1}
+    assert uci.reused_datasets(None, ["wine"]) == {}
+    other = {**recipes, "default": {**uci.DEFAULT_RECIPE, "lr": 1.0}}
+    earlier.write_text(json.dumps({"recipes": other, "datasets": {"yacht": 1}}))
+    with pytest.raises(SystemExit, match="was run with other recipes"):
+        uci.reused_datasets(str(earlier), ["wine"])
+
+
 def test_uci_recipe_candidates_and_ranks() -> None:
     recipe = _load("uci_recipe")
     options = recipe.candidates("default")

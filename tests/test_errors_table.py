@@ -53,6 +53,7 @@ def _csv(path: str, target: str = "y", *extra: str) -> list[str]:
 FILES = {
     "d.csv": "a,b,y\n" + "".join(f"{i},{i % 3},{i + 1}\n" for i in range(40)),
     "empty.csv": "",
+    "half.csv": "a,y\n" + "".join(f"{i},{0.5 + i % 3}\n" for i in range(30)),
     "parts.csv": "a,part,y\n"
     + "".join(f"{i},{'train' if i != 5 else 'holdout'},{i}\n" for i in range(20)),
     "ids.csv": "a,b,y\n" + "".join(f"{i},user{i},{i % 7}\n" for i in range(30)),
@@ -93,6 +94,13 @@ CLI_ROWS = {
         "d.csv", "y", "--model.warmup_fraction", "0", "--model.warmup_epochs", "1"
     ),
     "beta_nll outside [0, 1]": _csv("d.csv", "y", "--model.family_options", "{beta_nll: 2}"),
+    "unknown dequantize setting": _csv("d.csv", "y", "--model.dequantize", "sometimes"),
+    "dequantizing a count family": _csv(
+        "ids.csv", "y", "--model.family", "poisson", "--model.dequantize", "always"
+    ),
+    "dequantizing across 0": _csv(
+        "half.csv", "y", "--model.family", "gamma", "--model.dequantize", "always"
+    ),
     "layer norm in an ensemble": _csv(
         "d.csv", "y", "--model.ensemble_size", "3", "--model.norm", "layer"
     ),

@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric
 
@@ -37,6 +38,8 @@ _LOCATION_SCALE = {"gaussian", "student_t", "lognormal"}
 _MAX_LEVEL = 1.0 - 1e-6
 #: "none", or "conformal" (split-conformal on the validation split; docs/calibration.md).
 CALIBRATIONS = ("none", "conformal")
+#: When training targets are dequantized (see ``SoftRegressor``'s ``dequantize``).
+DEQUANTIZE = ("auto", "always", "never")
 
 
 class SoftRegressor(pl.LightningModule):
@@ -92,6 +95,14 @@ class SoftRegressor(pl.LightningModule):
             validation split so that the central ``interval_level`` interval reaches its
             nominal coverage with a split-conformal guarantee (docs/calibration.md);
             ``forward``, predictions, test metrics and exports apply it.
+        dequantize: "auto", "always" or "never". A target recorded on a coarse grid (wine
+            scores 3-8, a quantity rounded to 0.001) lets a continuous density shrink its
+            scale towards 0 where all rows share one value, and then a test row one step
+            away costs hundreds of nats. Dequantizing adds uniform noise as wide as the
+            rounding step (the smallest gap between distinct training targets) to each
+            training target, each step anew, so the model fits the density of the values
+            before rounding (Theis et al., 2016). "auto" does it where the target has at most
+            sqrt(rows) distinct values; discrete and point families never.
 
     Example:
         >>> import torch
@@ -130,6 +141,7 @@ class SoftRegressor(pl.LightningModule):
         warmup_epochs: int = 0,
         warmup_fraction: float = 0.0,
         faithful: bool = False,
+        dequantize: str = "auto",
     ) -> None:
         super().__init__()
         if optimizer not in _OPTIMIZERS:
@@ -162,6 +174,8 @@ class SoftRegressor(pl.LightningModule):
             )
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+        if dequantize not in DEQUANTIZE:
+            raise ValueError(f"dequantize must be one of {DEQUANTIZE}, got {dequantize!r}")
         self.save_hyperparameters()
         self.inputs = _tabular_input(
             in_features,
@@ -175,6 +189,11 @@ class SoftRegressor(pl.LightningModule):
         self.automatic_optimization = False
         base = get_family(family, **(family_options or {}))
         self.family: Family = base if ensemble_size == 1 else Mixture(base, ensemble_size)
+        if dequantize == "always" and (self.family.discrete or not self.family.probabilistic):
+            raise ValueError(
+                f"dequantize='always' spreads a rounded continuous target over its rounding "
+                f"interval, and family {family!r} is {_kind(self.family)}: use 'auto' or 'never'"
+            )
         if calibration != "none" and not self.family.probabilistic:
             raise ValueError(
                 f"calibration={calibration!r} needs intervals, and family {family!r} is a point "
@@ -199,6 +218,9 @@ class SoftRegressor(pl.LightningModule):
         # the marginal fit of the target per parameter (scaled units; NaN: none), where the
         # mean warm-up and faithful training hold the parameters that do not carry the mean
         self.register_buffer("marginal", torch.full((len(self.param_names),), math.nan))
+        # the rounding step of the training target (scaled units; 0: not dequantised)
+        self.register_buffer("target_resolution", torch.tensor(0.0))
+        self._dequantizing = False
         self.register_buffer("y_shift", torch.tensor(0.0))
         self.register_buffer("y_scale", torch.tensor(1.0))
         self.register_buffer("scaling_fitted", torch.tensor(False))
@@ -338,7 +360,38 @@ class SoftRegressor(pl.LightningModule):
         initial = self._initial_values((y64 - shift) / scale, y64)
         self.heads.set_initial_values(initial)
         self.marginal.copy_(torch.tensor([initial.get(n, math.nan) for n in self.param_names]))
+        self.target_resolution.fill_(self._dequantization_step(y64) / scale)
+        self._dequantizing = bool(self.target_resolution > 0)
         self.scaling_fitted.fill_(True)
+
+    def _dequantization_step(self, y: Tensor) -> float:
+        """The rounding step of a training target recorded on a coarse grid (the smallest
+        gap between its distinct values), or 0 where it is not dequantised: ``never``; a
+        discrete or point family; under ``auto``, a target with more than sqrt(rows)
+        distinct values (then every value has few rows, and no region of inputs can pin
+        sigma to one value). Under ``always`` every continuous target is."""
+        mode = self.hparams.get("dequantize", "never")
+        if mode == "never" or self.family.discrete or not self.family.probabilistic:
+            return 0.0
+        values = torch.unique(y)
+        if len(values) < 2 or (mode == "auto" and len(values) > math.sqrt(len(y))):
+            return 0.0
+        step = float(torch.diff(values).min())
+        if self.family.support == "positive" and float(values[0]) - step / 2 <= 0:
+            if mode == "always":
+                raise ValueError(
+                    f"dequantize='always' would spread the smallest training target "
+                    f"{float(values[0]):g} over +-{step / 2:g} (its rounding step {step:g}) down "
+                    f"to 0 or below, where family {self.family.name!r} has no density: use "
+                    "dequantize='never', or a family on the real line"
+                )
+            return 0.0
+        rank_zero_info(
+            f"dequantizing the training target: {len(values)} distinct values in {len(y)} "
+            f"rows, rounding step {step:g} (each training step adds uniform noise of that "
+            "width to the targets; --model.dequantize never turns it off)"
+        )
+        return step
 
     def _initial_values(self, scaled: Tensor, y: Tensor) -> dict[str, float]:
         """The family's marginal fit, or one clear error where a positive parameter cannot
@@ -478,14 +531,17 @@ class SoftRegressor(pl.LightningModule):
         return epoch < self.warmup_length
 
     def training_loss(self, x: Tensor, target: Tensor, epoch: int) -> Tensor:
-        """The per-row loss the optimiser minimises at ``epoch`` (target in scaled units):
-        the family's loss; during the mean warm-up, that loss with the parameters that do
+        """The per-row loss the optimiser minimises at ``epoch`` (target in scaled units,
+        dequantized where ``target_resolution`` > 0): the family's loss; during the mean
+        warm-up, that loss with the parameters that do
         not carry the mean held at the marginal fit; with ``faithful``, that held loss for
         the mean and body plus the family's loss for the other heads on detached features
         and a detached mean. For an ensemble, the sum of its members' losses: each member
         gets the gradient it would get alone, so that Adam's (coupled) weight decay and
         its eps weigh on it as on a single model (under the members' mean, weight decay
         weighed N times as much on each member)."""
+        if self._dequantizing:
+            target = target + (torch.rand_like(target) - 0.5) * self.target_resolution
         return self._craft_loss(x, target, epoch) * self.hparams.ensemble_size
 
     def validation_loss(self, scaled: Params, target: Tensor) -> Tensor:
@@ -709,8 +765,13 @@ def _upgrade_state_dict(module: nn.Module, state: dict, prefix: str, *args: Any)
     if prefix + "inputs.shift" in state and prefix + "inputs.fill" not in state:
         state[prefix + "inputs.fill"] = state[prefix + "inputs.shift"].clone()
         state.setdefault(prefix + "inputs.indicators", torch.zeros(0, dtype=torch.long))
-    for name in ("calibration_scale", "calibration_level", "marginal"):  # older models
-        state.setdefault(prefix + name, getattr(module, name).clone())
+    for name in ("calibration_scale", "calibration_level", "marginal", "target_resolution"):
+        state.setdefault(prefix + name, getattr(module, name).clone())  # older models
+    module._dequantizing = bool(state[prefix + "target_resolution"] > 0)
+
+
+def _kind(family: Family) -> str:
+    return "discrete" if family.discrete else "a point predictor"
 
 
 def _flat_target_message(model: SoftRegressor, param: str, value: float, y: Tensor) -> str:
