@@ -1,0 +1,66 @@
+"""softzoo fit's optimiser steps: Lightning's manual_backward and optimizer.step, or, where
+nothing they add is in use, the direct torch calls — with bit-identical weights."""
+
+import pytest
+import torch
+from conftest import make_quiet_trainer
+from lightning.pytorch import Callback
+
+from softzoo.data import SyntheticDataModule
+from softzoo.models import SoftRegressor
+
+
+class _AfterBackward(Callback):
+    """A callback with a hook around the backward pass: Lightning's path must run it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_after_backward(self, trainer, module) -> None:
+        self.calls += 1
+
+
+def _fit(callbacks=(), clip=1.0, **trainer_options) -> tuple[SoftRegressor, object]:
+    torch.manual_seed(0)
+    model = SoftRegressor(1, hidden=[16, 16], warmup_epochs=1, gradient_clip_val=clip)
+    data = SyntheticDataModule(n=600, batch_size=32, batches_per_step=4)
+    trainer = make_quiet_trainer(max_epochs=3, callbacks=list(callbacks), **trainer_options)
+    trainer.fit(model, data)
+    return model, trainer
+
+
+def test_direct_steps_give_bit_identical_weights_and_the_same_step_count() -> None:
+    direct, direct_trainer = _fit()
+    hook = _AfterBackward()
+    lightning_path, lightning_trainer = _fit([hook])
+    assert direct._direct_steps and not lightning_path._direct_steps
+    assert hook.calls == lightning_trainer.global_step == direct_trainer.global_step > 0
+    for name, value in direct.state_dict().items():
+        assert torch.equal(value, lightning_path.state_dict()[name]), name
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"precision": "bf16-mixed"}, {"profiler": "simple"}],
+)
+def test_lightning_path_where_precision_or_profiling_needs_it(options) -> None:
+    model, trainer = _fit(clip=None, **options)  # AMP refuses to clip with fused Adam
+    assert not model._direct_steps
+    assert trainer.global_step > 0
+
+
+def test_max_steps_counts_direct_steps() -> None:
+    model, trainer = _fit(max_steps=5)
+    assert model._direct_steps and trainer.global_step == 5
+
+
+def test_batches_move_as_they_came_and_other_batches_go_to_lightning() -> None:
+    model = SoftRegressor(1)
+    x, y = torch.zeros(4, 1), torch.ones(4)
+    cpu = torch.device("cpu")
+    pair = model.transfer_batch_to_device((x, y), cpu, 0)
+    assert isinstance(pair, tuple) and pair[0] is x and pair[1] is y
+    grouped = model.transfer_batch_to_device([(x, y), (x, y)], cpu, 0)
+    assert len(grouped) == 2 and all(b[0] is x and b[1] is y for b in grouped)
+    assert model.transfer_batch_to_device({"x": x}, cpu, 0)["x"] is x
+    assert model.transfer_batch_to_device(x, cpu, 0) is x
