@@ -25,7 +25,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from _results import quiet_trainer, write_results
+from _results import host_info, quiet_trainer, write_results
 from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
 
@@ -167,6 +167,7 @@ def main() -> None:
     table = _markdown(by_lr, args, seconds)
     print(table)
     result = {
+        "host": host_info(),
         "dataset": args.dataset,
         "epochs": args.epochs,
         "seeds": args.seeds,

@@ -15,6 +15,7 @@ import statistics
 import time
 
 import torch
+from _results import host_info
 from torch.utils.data import DataLoader, TensorDataset
 
 from softzoo.data import InMemoryBatchLoader
@@ -74,6 +75,7 @@ def main() -> None:
         )
         for task in ("iterate", "train")
     }
+    summary["host"] = host_info()
     print(json.dumps(summary))
 
 

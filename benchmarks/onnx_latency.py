@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import write_results
+from _results import host_info, write_results
 
 from softzoo.models import SoftRegressor
 from softzoo.onnx import export, session
@@ -101,6 +101,7 @@ def main() -> None:
             lines.append("| " + " | ".join(cells) + " |")
     ratio = lambda a, b: round(t[a] / t[b], 3)  # noqa: E731
     summary = {
+        "host": host_info(),
         "ort_over_torch_b1": ratio(("ort-exact", "softplus", 1), ("torch", "softplus", 1)),
         "ort_over_torch_b64": ratio(("ort-exact", "softplus", 64), ("torch", "softplus", 64)),
         "ort_over_torch_b4096": ratio(("ort-exact", "softplus", 4096), ("torch", "softplus", 4096)),

@@ -12,6 +12,8 @@ of epoch 2 to the end of training (start-up and the first epoch excluded), best 
              Trainer with the CLI's default CSV + TensorBoard loggers and checkpointing
   naive      the same module and Trainer, fed by DataLoader(TensorDataset)
   softzoo_relu   the softzoo path with ReLU hidden layers
+  softzoo_compiled   the softzoo path with ``compile=True`` (torch.compile of the training
+             loss and the evaluation forward; compiling happens in epoch 1, not timed)
 The last line printed is one JSON object.
 """
 
@@ -27,7 +29,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
-from _results import write_results
+from _results import host_info, write_results
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -54,10 +56,16 @@ class _SteadyTimer(Callback):
         )
 
 
-def _model(activation: str = "softplus") -> SoftRegressor:
+def _model(activation: str = "softplus", compile: bool = False) -> SoftRegressor:
     torch.manual_seed(0)
     return SoftRegressor(
-        16, family="gaussian", hidden=[64, 64], activation=activation, lr=1e-3, scheduler=None
+        16,
+        family="gaussian",
+        hidden=[64, 64],
+        activation=activation,
+        lr=1e-3,
+        scheduler=None,
+        compile=compile,
     )
 
 
@@ -94,13 +102,15 @@ def _trainer(workdir: Path, epochs: int, timer: _SteadyTimer) -> pl.Trainer:
     )
 
 
-def softzoo_path(table: Path, workdir: Path, epochs: int, activation: str) -> float:
+def softzoo_path(
+    table: Path, workdir: Path, epochs: int, activation: str, compile: bool = False
+) -> float:
     data = TabularDataModule(
         path=str(table), target="y", batch_size=BATCH, val_fraction=0.01, test_fraction=0.0
     )
-    model = _model(activation)
+    model = _model(activation, compile)
     timer = _SteadyTimer()
-    _trainer(workdir / activation, epochs, timer).fit(model, data)
+    _trainer(workdir / f"{activation}{'_compiled' * compile}", epochs, timer).fit(model, data)
     return timer.per_step
 
 
@@ -144,6 +154,9 @@ def main() -> None:
             "softzoo": lambda: softzoo_path(table, workdir, args.epochs, "softplus"),
             "naive": lambda: naive(table, workdir, args.epochs),
             "softzoo_relu": lambda: softzoo_path(table, workdir, args.epochs, "relu"),
+            "softzoo_compiled": lambda: softzoo_path(
+                table, workdir, args.epochs, "softplus", compile=True
+            ),
         }
         # interleaved rounds, best of each (as timeit): on a shared machine noise only ever
         # adds time, and interleaving spreads slow spells over every path
@@ -157,9 +170,11 @@ def main() -> None:
     for name, value in seconds.items():
         print(f"{name:<14}{value * 1e3:>10.3f}")
     summary = {
+        "host": host_info(),
         "softzoo_over_raw": round(seconds["softzoo"] / seconds["raw"], 3),
         "naive_over_softzoo": round(seconds["naive"] / seconds["softzoo"], 3),
         "softplus_over_relu": round(seconds["softzoo"] / seconds["softzoo_relu"], 3),
+        "softzoo_compiled_over_raw": round(seconds["softzoo_compiled"] / seconds["raw"], 3),
         "ms_per_step": {k: round(v * 1e3, 4) for k, v in seconds.items()},
         "rounds": args.rounds,
     }

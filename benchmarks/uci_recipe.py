@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _results import write_results
+from _results import host_info, write_results
 from uci import (
     DEFAULT_UCI,
     _gaussian_scores,
@@ -176,6 +176,7 @@ def main() -> None:
             raw[name].append(scores)
             print(f"  {name} split {split}: best {min(scores):.3f}", file=sys.stderr, flush=True)
     summary = {
+        "host": host_info(),
         **summarise(args.grid, raw),
         "protocol": f"first {args.splits} splits",
         "seconds": round(time.perf_counter() - start, 1),

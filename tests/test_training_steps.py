@@ -1,6 +1,8 @@
 """softzoo fit's optimiser steps: Lightning's manual_backward and optimizer.step, or, where
 nothing they add is in use, the direct torch calls — with bit-identical weights."""
 
+import copy
+
 import pytest
 import torch
 from conftest import make_quiet_trainer
@@ -64,3 +66,41 @@ def test_batches_move_as_they_came_and_other_batches_go_to_lightning() -> None:
     assert len(grouped) == 2 and all(b[0] is x and b[1] is y for b in grouped)
     assert model.transfer_batch_to_device({"x": x}, cpu, 0)["x"] is x
     assert model.transfer_batch_to_device(x, cpu, 0) is x
+
+
+def _fit_compiled(**options) -> SoftRegressor:
+    torch.manual_seed(0)
+    model = SoftRegressor(1, hidden=[16, 16], warmup_epochs=1, compile=True, **options)
+    data = SyntheticDataModule(n=600, batch_size=32, batches_per_step=4)
+    make_quiet_trainer(max_epochs=3).fit(model, data)
+    return model
+
+
+def test_compile_falls_back_to_eager_with_one_line(monkeypatch, caplog) -> None:
+    def broken(fn):
+        def call(*args):
+            raise RuntimeError("no C++ compiler\nmore detail")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    compiled = _fit_compiled()
+    eager, _ = _fit(clip=None)
+    lines = [r.getMessage() for r in caplog.records if "torch.compile" in r.getMessage()]
+    assert lines == [
+        "softzoo: torch.compile does not work here for the training loss (RuntimeError: no C++ "
+        "compiler); running it eagerly",
+        "softzoo: torch.compile does not work here for the evaluation forward (RuntimeError: no "
+        "C++ compiler); running it eagerly",
+    ]
+    for name, value in eager.state_dict().items():
+        assert torch.equal(value, compiled.state_dict()[name]), name
+    copy.deepcopy(compiled)  # nothing compiled is left on the module
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_training() -> None:
+    compiled = _fit_compiled()
+    eager, _ = _fit(clip=None)
+    for name, value in eager.state_dict().items():
+        torch.testing.assert_close(compiled.state_dict()[name], value, rtol=1e-3, atol=1e-4)

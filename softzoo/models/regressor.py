@@ -103,6 +103,10 @@ class SoftRegressor(pl.LightningModule):
             training target, each step anew, so the model fits the density of the values
             before rounding (Theis et al., 2016). "auto" does it where the target has at most
             sqrt(rows) distinct values; discrete and point families never.
+        compile: compile the training loss (forward and backward) and the evaluation
+            forward with ``torch.compile`` while fitting; where compiling fails (no C++
+            compiler for inductor on CPU, an unsupported op), one line says so and training
+            goes on eagerly.
 
     Example:
         >>> import torch
@@ -142,6 +146,7 @@ class SoftRegressor(pl.LightningModule):
         warmup_fraction: float = 0.0,
         faithful: bool = False,
         dequantize: str = "auto",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if optimizer not in _OPTIMIZERS:
@@ -222,6 +227,7 @@ class SoftRegressor(pl.LightningModule):
         self.register_buffer("target_resolution", torch.tensor(0.0))
         self._dequantizing = False
         self._direct_steps = False  # set when fitting starts: see _step_functions
+        self._compiled: dict[str, _Compiled] = {}  # while fitting with compile=True
         self.register_buffer("y_shift", torch.tensor(0.0))
         self.register_buffer("y_scale", torch.tensor(1.0))
         self.register_buffer("scaling_fitted", torch.tensor(False))
@@ -510,6 +516,14 @@ class SoftRegressor(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self._direct_steps = _lightning_step_hooks_unused(self.trainer, self)
+        if self.hparams.get("compile", False):
+            self._compiled = {
+                "training loss": _Compiled(self._craft_loss, "the training loss"),
+                "evaluation": _Compiled(self.scaled_params, "the evaluation forward"),
+            }
+
+    def on_train_end(self) -> None:
+        self._compiled = {}  # compiled functions do not pickle or deep-copy
 
     def transfer_batch_to_device(
         self, batch: Any, device: torch.device, dataloader_idx: int
@@ -583,8 +597,15 @@ class SoftRegressor(pl.LightningModule):
         weighed N times as much on each member)."""
         if self._dequantizing:
             target = target + (torch.rand_like(target) - 0.5) * self.target_resolution
+        warming = self.warming_up(epoch)
+        if (warming or self.hparams.get("faithful", False)) and torch.isnan(self.marginal).any():
+            raise ValueError(
+                "warmup_epochs and faithful hold parameters at the marginal fit of the "
+                "target, which this model (saved by an older softzoo) does not have: call "
+                "model.fit_scaling(x_train, y_train) first, or train without them"
+            )
         members = self.hparams.ensemble_size
-        loss = self._craft_loss(x, target, epoch)
+        loss = self._compiled.get("training loss", self._craft_loss)(x, target, warming)
         return loss * members if members > 1 else loss
 
     def validation_loss(self, scaled: Params, target: Tensor) -> Tensor:
@@ -604,10 +625,10 @@ class SoftRegressor(pl.LightningModule):
             return self.family.nll(scaled, target)
         return self.family.loss(scaled, target)
 
-    def _craft_loss(self, x: Tensor, target: Tensor, epoch: int) -> Tensor:
+    def _craft_loss(self, x: Tensor, target: Tensor, warming: bool) -> Tensor:
         hidden = self.body(self.inputs(x))
         params = self.heads(hidden)
-        if self.warming_up(epoch):
+        if warming:
             return self.family.loss(self._held(params), target)
         if not self.hparams.get("faithful", False):
             return self.family.loss(params, target)
@@ -621,15 +642,9 @@ class SoftRegressor(pl.LightningModule):
 
     def _held(self, params: Params) -> Params:
         """The parameters, with those that do not carry the mean at the marginal fit."""
-        if torch.isnan(self.marginal).any():
-            raise ValueError(
-                "warmup_epochs and faithful hold parameters at the marginal fit of the "
-                "target, which this model (saved by an older softzoo) does not have: call "
-                "model.fit_scaling(x_train, y_train) first, or train without them"
-            )
         means = set(self.family.mean_params)
         return tuple(
-            p if name in means else torch.full_like(p, float(self.marginal[i]))
+            p if name in means else self.marginal[i].to(p.dtype).expand_as(p)
             for i, (name, p) in enumerate(zip(self.param_names, params, strict=True))
         )
 
@@ -671,7 +686,8 @@ class SoftRegressor(pl.LightningModule):
         metrics = self.eval_metrics[stage]
         # validation sees the raw model (the calibration map is fitted on it), test the
         # calibrated one, as deployed
-        self._update_metrics(metrics, self.scaled_params(x), y, calibrated=stage == "test")
+        scaled = self._compiled.get("evaluation", self.scaled_params)(x)
+        self._update_metrics(metrics, scaled, y, calibrated=stage == "test")
         self.log_dict(
             {f"{stage}_{name}": metric for name, metric in metrics.items()},
             on_step=False,
@@ -811,6 +827,31 @@ def _upgrade_state_dict(module: nn.Module, state: dict, prefix: str, *args: Any)
     for name in ("calibration_scale", "calibration_level", "marginal", "target_resolution"):
         state.setdefault(prefix + name, getattr(module, name).clone())  # older models
     module._dequantizing = bool(state[prefix + "target_resolution"] > 0)
+
+
+class _Compiled:
+    """``torch.compile(fn)``; if its first call fails, one line says why and ``fn`` runs
+    eagerly from then on."""
+
+    def __init__(self, fn: Any, what: str) -> None:
+        self.fn, self.what, self.compiled, self.tried = fn, what, torch.compile(fn), False
+
+    def __call__(self, *args: Any) -> Any:
+        if self.compiled is None:
+            return self.fn(*args)
+        if self.tried:
+            return self.compiled(*args)
+        self.tried = True
+        try:
+            return self.compiled(*args)
+        except Exception as error:  # any failure to compile falls back to eager
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            rank_zero_info(
+                f"softzoo: torch.compile does not work here for {self.what} "
+                f"({type(error).__name__}: {reason[:200]}); running it eagerly"
+            )
+            self.compiled = None
+            return self.fn(*args)
 
 
 def _is_pair(batch: Any) -> bool:
