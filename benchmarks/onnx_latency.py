@@ -7,6 +7,9 @@ sizes 1, 64, 4096; one thread for torch and for onnxruntime (spinning off). Soft
 exported both with softzoo's exact lowering and as onnxruntime's plain Softplus op.
 Each figure is the median over repeats of the mean latency of a timed loop; all variants
 are timed round-robin inside every repeat so that machine noise hits them alike.
+Op by op: ns per element of each onnxruntime op the exact Softplus lowering uses (one op
+per graph, a 4096 x 64 float32 input, as one hidden layer at batch 4096), their sum, and
+torch's softplus on the same tensor: the floor any lowering made of these ops meets.
 The last line printed is one JSON object.
 """
 
@@ -51,6 +54,55 @@ def _timer(fn, x, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
+#: The ops of softzoo's exact Softplus lowering for beta = 1 (softzoo.onnx.lowering).
+EXACT_SOFTPLUS_OPS = ("Abs", "Neg", "Exp", "Add", "Log", "Sub", "Sub", "Add", "Relu", "Add")
+_BINARY = {"Add", "Sub", "Mul", "Div"}
+
+
+def _one_op_session(op: str, shape: tuple[int, int]):
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    value = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))  # noqa: E731
+    inputs = ["x", "x"] if op in _BINARY else ["x"]
+    graph = helper.make_graph([helper.make_node(op, inputs, ["y"])], op, [value("x")], [value("y")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(model.SerializeToString(), options)
+
+
+def op_costs(repeats: int, shape: tuple[int, int] = (4096, 64)) -> dict[str, float]:
+    """ns per element of each onnxruntime op of the exact lowering, of onnxruntime's own
+    Softplus, and of torch's softplus, relu and log1p, timed round-robin."""
+    torch.set_num_threads(1)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32) * 3
+    positive = np.abs(x) + 1.0  # Log's input in the lowering lies in [1, 2]
+    runners = {}
+    for op in sorted(set(EXACT_SOFTPLUS_OPS) | {"Softplus"}):
+        sess = _one_op_session(op, shape)
+        arg = positive if op == "Log" else x
+        runners[f"ort {op}"] = lambda _, s=sess, a=arg: s.run(None, {"x": a})
+    xt = torch.from_numpy(x)
+    for name in ("softplus", "relu", "log1p"):
+        fn = getattr(torch.nn.functional, name, None) or getattr(torch, name)
+        arg = torch.from_numpy(positive) if name == "log1p" else xt
+        runners[f"torch {name}"] = lambda _, f=fn, a=arg: f(a)
+    samples: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for name, fn in runners.items():
+            samples.setdefault(name, []).append(_timer(fn, None, 50) / x.size * 1e9)
+    costs = {k: round(statistics.median(v), 3) for k, v in samples.items()}
+    costs["ort exact lowering (sum of its ops)"] = round(
+        sum(costs[f"ort {op}"] for op in EXACT_SOFTPLUS_OPS), 3
+    )
+    return costs
+
+
 def run(repeats: int) -> dict:
     torch.set_num_threads(1)
     models = _models()
@@ -82,6 +134,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="folder for onnx_latency.json/.md")
     args = parser.parse_args()
     t = run(args.repeats)
+    ops = op_costs(args.repeats)
     lines = [
         "| batch | hidden | torch µs | ORT exact µs | ORT plain µs | ORT exact / torch |",
         "|---:|---|---:|---:|---:|---:|",
@@ -117,10 +170,15 @@ def main() -> None:
         "exact_over_plain_ort_b4096": ratio(
             ("ort-exact", "softplus", 4096), ("ort-plain", "softplus", 4096)
         ),
+        "softplus_ns_per_element": ops,
+        "exact_lowering_over_torch_softplus": round(
+            ops["ort exact lowering (sum of its ops)"] / ops["torch softplus"], 3
+        ),
     }
     table = "\n".join(lines)
     print("MLP 16→64→64→2 (Gaussian), 1 thread, median of", args.repeats, "repeats\n")
     print(table + "\n")
+    print("ns per element (4096 x 64):", ", ".join(f"{k} {v}" for k, v in ops.items()) + "\n")
     if args.out:
         write_results(
             args.out,
