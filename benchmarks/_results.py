@@ -19,6 +19,15 @@ def write_results(out: str | Path, stem: str, data: dict, markdown: str | None =
         atomic_write(out / f"{stem}.md", lambda tmp: tmp.write_text(markdown + "\n"))
 
 
+def result_stem(name: str) -> str:
+    """``name``, or ``name_avx2`` (…) when ``ATEN_CPU_CAPABILITY`` makes torch emulate
+    another host class, so that the two classes' results stand side by side."""
+    import os
+
+    emulated = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
+    return f"{name}_{emulated}" if emulated and emulated != "default" else name
+
+
 def host_info() -> dict:
     """What the figures depend on: CPU model, the kernels torch dispatches to, the
     onnxruntime version and the thread count."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import host_info, write_results
+from _results import host_info, result_stem, write_results
 
 from softzoo.models import SoftRegressor
 from softzoo.onnx import export, session
@@ -182,7 +182,7 @@ def main() -> None:
     if args.out:
         write_results(
             args.out,
-            "onnx_latency",
+            result_stem("onnx_latency"),
             {"summary": summary, "seconds": {"|".join(map(str, k)): v for k, v in t.items()}},
             f"# ONNX latency\n\n{table}\n\n```json\n{json.dumps(summary, indent=2)}\n```",
         )

@@ -29,7 +29,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
-from _results import host_info, write_results
+from _results import host_info, result_stem, write_results
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -179,7 +179,7 @@ def main() -> None:
         "rounds": args.rounds,
     }
     if args.out:
-        write_results(args.out, "train_throughput", summary)
+        write_results(args.out, result_stem("train_throughput"), summary)
     print(json.dumps(summary))
 
 

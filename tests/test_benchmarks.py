@@ -197,3 +197,14 @@ def test_ensemble_benchmark_times_both_paths() -> None:
     )
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["ensemble5_over_single"] > 0 and line["host"]["cpu_capability"]
+
+
+def test_results_of_an_emulated_host_class_are_kept_apart(monkeypatch) -> None:
+    _load("uci")  # puts benchmarks/ on sys.path
+    from _results import host_info, result_stem
+
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    assert result_stem("train_throughput") == "train_throughput"
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "AVX2")
+    assert result_stem("train_throughput") == "train_throughput_avx2"
+    assert set(host_info()) >= {"cpu", "cpu_capability", "onnxruntime", "torch_threads"}
