@@ -4,7 +4,7 @@ model, same data, epochs, width and batches.
     python benchmarks/ensemble.py [--rows 20000] [--epochs 5] [--rounds 3] [--out benchmarks/results]
 
 Gaussian heads on Softplus 64×64 MLPs, 8 features of SyntheticDataModule, batch 256, one
-thread, the `softzoo fit` training path (in-memory loader, 16 batches per Lightning step),
+thread, the `softzoo fit` training path (in-memory loader, 64 batches per Lightning step),
 best of ``--rounds`` interleaved repetitions. The last line printed is one JSON object with
 ``ensemble5_over_single`` and the host it ran on.
 """

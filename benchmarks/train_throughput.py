@@ -93,7 +93,7 @@ def raw(x: torch.Tensor, y: torch.Tensor, epochs: int) -> float:
 def _trainer(workdir: Path, epochs: int, timer: _SteadyTimer) -> pl.Trainer:
     return pl.Trainer(
         max_epochs=epochs,
-        logger=default_loggers(),
+        logger=default_loggers(workdir),
         default_root_dir=workdir,
         callbacks=[timer, ModelCheckpoint(dirpath=workdir / "ckpt", **CHECKPOINT_DEFAULTS)],
         enable_progress_bar=False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from softzoo.data.base import ArrayDataModule, TabularArrays
+from softzoo.data.base import BATCHES_PER_STEP, ArrayDataModule, TabularArrays
 
 __all__ = [
     "COLOUR_EFFECTS",
@@ -44,7 +44,7 @@ class SyntheticDataModule(ArrayDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         seed: int = 0,
-        batches_per_step: int = 16,
+        batches_per_step: int = BATCHES_PER_STEP,
     ) -> None:
         super().__init__(
             batch_size, eval_batch_size, val_fraction, test_fraction, seed, batches_per_step

@@ -13,6 +13,7 @@ from softzoo import datasets
 from softzoo._codes import MISSING_CODE
 from softzoo._names import did_you_mean
 from softzoo.data.base import (
+    BATCHES_PER_STEP,
     SPLITS,
     ArrayDataModule,
     TabularArrays,
@@ -190,7 +191,7 @@ class TabularDataModule(ArrayDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         seed: int = 0,
-        batches_per_step: int = 16,
+        batches_per_step: int = BATCHES_PER_STEP,
     ) -> None:
         super().__init__(
             batch_size, eval_batch_size, val_fraction, test_fraction, seed, batches_per_step

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softzoo.data.base import ArrayDataModule, TabularArrays
+from softzoo.data.base import BATCHES_PER_STEP, ArrayDataModule, TabularArrays
 
 __all__ = ["UCISplitDataModule", "uci_splits"]
 
@@ -35,7 +35,7 @@ class UCISplitDataModule(ArrayDataModule):
         eval_batch_size: int = 4096,
         val_fraction: float = 0.0,
         seed: int = 0,
-        batches_per_step: int = 16,
+        batches_per_step: int = BATCHES_PER_STEP,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, val_fraction, 0.0, seed, batches_per_step)
         self.folder = Path(root) / name
