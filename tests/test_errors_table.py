@@ -94,6 +94,7 @@ CLI_ROWS = {
         "d.csv", "y", "--model.warmup_fraction", "0", "--model.warmup_epochs", "1"
     ),
     "beta_nll outside [0, 1]": _csv("d.csv", "y", "--model.family_options", "{beta_nll: 2}"),
+    "64-bit precision": _csv("d.csv", "y", "--trainer.precision", "64-true"),
     "unknown dequantize setting": _csv("d.csv", "y", "--model.dequantize", "sometimes"),
     "dequantizing a count family": _csv(
         "ids.csv", "y", "--model.family", "poisson", "--model.dequantize", "always"

@@ -51,6 +51,14 @@ def test_lightning_path_where_precision_or_profiling_needs_it(options) -> None:
     assert trainer.global_step > 0
 
 
+def test_gradient_clipping_under_mixed_precision_takes_the_plain_optimiser() -> None:
+    _, trainer = _fit(clip=1.0, precision="bf16-mixed")
+    assert trainer.global_step > 0
+    assert not trainer.optimizers[0].defaults["fused"]
+    _, plain_trainer = _fit(clip=1.0)
+    assert plain_trainer.optimizers[0].defaults["fused"]
+
+
 def test_max_steps_counts_direct_steps() -> None:
     model, trainer = _fit(max_steps=5)
     assert model._direct_steps and trainer.global_step == 5

@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric
@@ -415,6 +416,12 @@ class SoftRegressor(pl.LightningModule):
         return values
 
     def setup(self, stage: str) -> None:
+        if self._trainer is not None and str(self.trainer.precision).startswith("64"):
+            raise ValueError(
+                f"precision {self.trainer.precision!r} is not supported: softzoo trains, "
+                "tests and exports in float32 (its heads are float32 by design); use "
+                "32-true, or bf16-mixed / 16-mixed"
+            )
         if stage == "fit" and self._trainer is not None:
             self._check_warmup()
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
@@ -763,7 +770,14 @@ class SoftRegressor(pl.LightningModule):
         ``val_loss`` (plateau)."""
         hp = self.hparams
         params = list(self.parameters())
-        fused = all(p.device.type in ("cpu", "cuda") for p in params)
+        # Lightning's mixed-precision plugin refuses to clip a fused optimiser's gradients
+        # (it unscales them inside its step): clipping under AMP takes the plain kernel
+        clips_under_amp = (
+            hp.gradient_clip_val is not None
+            and self._trainer is not None
+            and isinstance(self.trainer.precision_plugin, MixedPrecision)
+        )
+        fused = all(p.device.type in ("cpu", "cuda") for p in params) and not clips_under_amp
         optimizer = _OPTIMIZERS[hp.optimizer](
             params, lr=hp.lr, weight_decay=hp.weight_decay, fused=fused
         )
