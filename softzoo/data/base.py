@@ -75,26 +75,31 @@ def check_finite(
     """Raise ``ValueError`` naming the first column that is not finite in float32 (the
     dtype softzoo trains and predicts in): NaN (unless ``allow_nan``: a missing cell the
     model imputes), inf, or a number beyond float32's range (1e300 is finite in float64
-    and inf after the cast). Its count and first row too."""
-    wide = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
-    bad = np.isinf(wide) | (np.abs(wide) > FLOAT32_MAX)
-    if not allow_nan:
-        bad |= np.isnan(wide)
-    if not bad.any():
-        return
-    column = int(np.argmax(bad.any(axis=0)))
-    value = float(wide[np.flatnonzero(bad[:, column])[0], column])
+    and inf after the cast). Its count and first row too. Checked a column at a time, so
+    a large table is never copied whole."""
+    matrix = np.asarray(values).reshape(len(values), -1)
+    for column in range(matrix.shape[1]):
+        wide = matrix[:, column].astype(np.float64)
+        bad = np.isinf(wide) | (np.abs(wide) > FLOAT32_MAX)
+        if not allow_nan:
+            bad |= np.isnan(wide)
+        if bad.any():
+            raise ValueError(_not_finite_message(wide, bad, names[column], what))
+
+
+def _not_finite_message(wide: np.ndarray, bad: np.ndarray, name: str, what: str) -> str:
+    value = float(wide[np.flatnonzero(bad)[0]])
     kind = np.isnan if np.isnan(value) else np.isinf if np.isinf(value) else np.isfinite
-    rows = np.flatnonzero(bad[:, column] & kind(wide[:, column]))
-    name, first = names[column], rows[0]
+    rows = np.flatnonzero(bad & kind(wide))
+    first = rows[0]
     if np.isnan(value):
-        raise ValueError(missing_message(what, name, rows.size, first))
+        return missing_message(what, name, rows.size, first)
     if np.isinf(value):
-        raise ValueError(
+        return (
             f"{what} {name!r} has {rows.size} infinite value(s) (first at row {first}, value "
             f"{value}): softzoo never fills or clips them; clean the data"
         )
-    raise ValueError(
+    return (
         f"{what} {name!r} has {rows.size} value(s) too large for float32 (first at row {first}, "
         f"value {value:g}; float32 holds magnitudes up to {FLOAT32_MAX:.3g}): rescale the "
         "column (e.g. divide it by a power of ten) before training"

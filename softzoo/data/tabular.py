@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -115,6 +116,37 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+class _ParquetColumns:
+    """The columns of a Parquet file, read one at a time when asked for (``frame[name]``,
+    a pandas Series exactly as ``pd.read_parquet`` gives it): training never holds the
+    whole table, only the float32 features it builds from it. Names follow
+    :func:`header_names`; the pandas index a file may carry is not a column."""
+
+    def __init__(self, path: Path, source: str) -> None:
+        import pyarrow.parquet as pq
+
+        try:
+            schema = pq.read_schema(path)
+            self._rows = pq.ParquetFile(path).metadata.num_rows
+        except OSError as err:
+            raise ValueError(f"data file {source} could not be parsed: {err}") from None
+        index = {
+            c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)
+        }
+        raw = [n for n in schema.names if n not in index]
+        self._path, self._raw = path, dict(zip(header_names(raw, source), raw, strict=True))
+        self.columns = pd.Index(list(self._raw))
+        if not self._rows or not raw:
+            raise ValueError(f"data file {source} has a header but no data rows")
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __getitem__(self, name: str) -> pd.Series:
+        raw = self._raw[name]
+        return pd.read_parquet(self._path, columns=[raw])[raw].rename(name)
+
+
 def _read_csv(path: Path, source: str) -> pd.DataFrame:
     # The header is read as raw text first: pandas would rename a repeated name (a, a.1)
     # and keep the spaces around names.
@@ -223,8 +255,13 @@ class TabularDataModule(ArrayDataModule):
     def source(self) -> str:
         return repr(self.path) if self.path else f"dataset {self.dataset!r}"
 
-    def _frame(self) -> pd.DataFrame:
-        return read_table(self.path) if self.path else datasets.load_frame(self.dataset)
+    def _frame(self) -> pd.DataFrame | _ParquetColumns:
+        if self.dataset:
+            return datasets.load_frame(self.dataset)
+        path = Path(self.path)
+        if path.is_file() and _READERS.get(path.suffix.lower()) is pd.read_parquet:
+            return _ParquetColumns(path, repr(str(path)))
+        return read_table(path)
 
     def _columns(self, frame: pd.DataFrame) -> tuple[str, list[str]]:
         """The target and the candidate feature columns (all present in ``frame``)."""
@@ -270,14 +307,11 @@ class TabularDataModule(ArrayDataModule):
         vocabulary = self.vocabularies or {
             c: fit_vocabulary(frame[c].iloc[_file_rows(train, no_target)]) for c in categorical
         }
-        x_numeric = [numeric_values(frame, c, "feature", self.source) for c in numeric]
-        codes = [encode_categories(frame[c], vocabulary[c]) for c in categorical]
-        x = np.stack(x_numeric + codes, axis=1)[~no_target]
-        if self.missing == "error":
-            self._refuse_missing(x, numeric + categorical, len(numeric))
-        indicators = [c for i, c in enumerate(numeric) if np.isnan(x[train, i]).any()]
+        x, indicators, medians = self._features(
+            frame, (numeric, categorical), vocabulary, splits, ~no_target
+        )
         kinds = (numeric, categorical)
-        roles = self._roles(frame, target, kinds, vocabulary, x[train, : len(numeric)], indicators)
+        roles = self._roles(frame, target, kinds, vocabulary, medians, indicators)
         return TabularArrays(
             x,
             y[~no_target],
@@ -290,15 +324,37 @@ class TabularDataModule(ArrayDataModule):
             roles=tuple(r.to_dict() for r in roles),
         )
 
-    def _refuse_missing(self, x: np.ndarray, names: list[str], n_numeric: int) -> None:
-        check_finite(x[:, :n_numeric], names[:n_numeric], "feature")
-        missing = x[:, n_numeric:] == MISSING_CODE
-        if missing.any():
-            column = int(np.argmax(missing.any(axis=0)))
-            rows = np.flatnonzero(missing[:, column])
-            raise ValueError(
-                missing_message("feature", names[n_numeric + column], rows.size, rows[0])
-            )
+    def _features(
+        self,
+        frame: pd.DataFrame | _ParquetColumns,
+        kinds: tuple[list[str], list[str]],
+        vocabulary: dict[str, list[str]],
+        splits: dict[str, np.ndarray],
+        kept: np.ndarray,
+    ) -> tuple[np.ndarray, list[str], dict[str, float]]:
+        """The float32 feature matrix of the kept rows, filled a column at a time (each
+        checked in float64 before the cast, as the whole table was), the numeric columns
+        with gaps in the training rows, and each numeric column's training median."""
+        numeric, categorical = kinds
+        train = splits["train"]
+        x = np.empty((int(kept.sum()), len(numeric) + len(categorical)), dtype=np.float32)
+        indicators, medians = [], {}
+        for j, name in enumerate(numeric):
+            values = numeric_values(frame, name, "feature", self.source)[kept]
+            check_finite(values, [name], "feature", allow_nan=self.missing == "impute")
+            in_train = values[train]
+            if np.isnan(in_train).any():
+                indicators.append(name)
+            medians[name] = float(np.nanmedian(in_train)) if len(in_train) else math.nan
+            x[:, j] = values
+        for j, name in enumerate(categorical, start=len(numeric)):
+            codes = encode_categories(frame[name], vocabulary[name])[kept]
+            missing = codes == MISSING_CODE
+            if self.missing == "error" and missing.any():
+                rows = np.flatnonzero(missing)
+                raise ValueError(missing_message("feature", name, rows.size, rows[0]))
+            x[:, j] = codes
+        return x, indicators, medians
 
     def _roles(
         self,
@@ -306,24 +362,25 @@ class TabularDataModule(ArrayDataModule):
         target: str,
         kinds: tuple[list[str], list[str]],
         vocabulary: dict[str, list[str]],
-        train_numeric: np.ndarray,
+        medians: dict[str, float],
         indicators: list[str],
     ) -> list[ColumnRole]:
         """One role per column of the file, in file order; missing cells are counted in the
         rows used (for the target: in the whole table)."""
         numeric, categorical = kinds
-        used = frame[frame[target].notna()]
+        used = frame[target].notna().to_numpy()
         roles = []
         for name in frame.columns:
-            column = frame[name] if name == target else used[name]
+            column = frame[name] if name == target else frame[name][used]
             dtype, n_missing = str(column.dtype), int(column.isna().sum())
             dtype = "text" if dtype in ("object", "str", "string") else dtype
             if name == target:
                 note = "rows left out" if n_missing else "-"
                 roles.append(ColumnRole(name, "target", dtype, None, n_missing, note))
             elif name in numeric:
-                median = float(np.nanmedian(train_numeric[:, numeric.index(name)]))
-                fill = f"median {median:.6g}" + (" + indicator" if name in indicators else "")
+                fill = f"median {medians[name]:.6g}" + (
+                    " + indicator" if name in indicators else ""
+                )
                 roles.append(
                     ColumnRole(name, "numeric", dtype, None, n_missing, fill if n_missing else "-")
                 )

@@ -83,7 +83,9 @@ class TabularInput(nn.Module):
     def fit(self, x: Tensor) -> None:
         """Fit ``fill`` (median), ``shift`` (mean) and ``scale`` (standard deviation) on the
         observed numeric cells of the training rows ``x``."""
-        numeric = x[:, : self.n_numeric].double()
+        # One float64 copy of the numeric columns, worked on in place, and medians a column
+        # at a time: each (rows, columns) temporary of a large table costs its whole size.
+        numeric = x[:, : self.n_numeric].to(torch.float64, copy=True)
         observed = ~torch.isnan(numeric)
         empty = [i for i in range(self.n_numeric) if not observed[:, i].any()]
         if empty:
@@ -93,9 +95,11 @@ class TabularInput(nn.Module):
             )
         count = observed.sum(dim=0)
         mean = torch.nansum(numeric, dim=0) / count
-        centred = torch.where(observed, numeric - mean, torch.zeros_like(numeric))
-        std = (centred.pow(2).sum(dim=0) / (count - 1).clamp_min(1)).sqrt()
-        self.fill.copy_(torch.nanquantile(numeric, 0.5, dim=0))
+        medians = [torch.nanquantile(x[:, i].double(), 0.5) for i in range(self.n_numeric)]
+        centred = numeric.sub_(mean).masked_fill_(~observed, 0.0)
+        std = (centred.pow_(2).sum(dim=0) / (count - 1).clamp_min(1)).sqrt()
+        if medians:
+            self.fill.copy_(torch.stack(medians))
         self.shift.copy_(mean)
         self.scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
 
