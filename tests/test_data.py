@@ -342,3 +342,27 @@ def test_uci_split_module(uci_root) -> None:
 def test_uci_missing_folder(tmp_path) -> None:
     with pytest.raises(ValueError, match="UCI data set 'concrete' not found"):
         UCISplitDataModule(str(tmp_path), "concrete")
+
+
+def test_parquet_read_a_column_at_a_time_gives_what_the_csv_gives(tmp_path) -> None:
+    from softzoo.data.tabular import _ParquetColumns
+
+    frame = pd.DataFrame(
+        {
+            " a ": [1.0, None, 3.0, 4.5] * 10,
+            "t": ["x", None, "y", "x"] * 10,
+            "y": [1.0, 2.0, 3.0, 4.0] * 10,
+        },
+        index=pd.Index(range(100, 140), name="id"),  # stored in the file, not a column
+    )
+    frame.to_parquet(tmp_path / "t.parquet")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    csv, parquet = (
+        TabularDataModule(path=str(tmp_path / f"t.{e}"), target="y") for e in ("csv", "parquet")
+    )
+    assert isinstance(parquet._frame(), _ParquetColumns)
+    assert parquet.arrays.feature_names == csv.arrays.feature_names == ("a", "t")
+    assert parquet.arrays.features.dtype == np.float32
+    np.testing.assert_array_equal(parquet.arrays.features, csv.arrays.features)
+    assert parquet.arrays.roles == csv.arrays.roles
+    assert parquet.arrays.missing_indicators == ("a",)
