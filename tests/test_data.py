@@ -345,7 +345,7 @@ def test_uci_missing_folder(tmp_path) -> None:
 
 
 def test_parquet_read_a_column_at_a_time_gives_what_the_csv_gives(tmp_path) -> None:
-    from softzoo.data.tabular import _ParquetColumns
+    from softzoo.data.files import ParquetSource
 
     frame = pd.DataFrame(
         {
@@ -360,7 +360,7 @@ def test_parquet_read_a_column_at_a_time_gives_what_the_csv_gives(tmp_path) -> N
     csv, parquet = (
         TabularDataModule(path=str(tmp_path / f"t.{e}"), target="y") for e in ("csv", "parquet")
     )
-    assert isinstance(parquet._frame(), _ParquetColumns)
+    assert isinstance(parquet._frame(), ParquetSource)
     assert parquet.arrays.feature_names == csv.arrays.feature_names == ("a", "t")
     assert parquet.arrays.features.dtype == np.float32
     np.testing.assert_array_equal(parquet.arrays.features, csv.arrays.features)

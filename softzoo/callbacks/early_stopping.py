@@ -50,9 +50,9 @@ class EarlyStopping(_LightningEarlyStopping):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # after the module's own setup, so that its clearer errors about the data come first
         data = getattr(trainer, "datamodule", None)
-        if not self.monitor.startswith("val") or not hasattr(data, "tensors"):
+        if not self.monitor.startswith("val") or not hasattr(data, "split_indices"):
             return
-        if not len(data.tensors("val")[1]):
+        if not len(data.split_indices["val"]):
             raise ValueError(
                 f"EarlyStopping monitors {self.monitor} of the validation split, and it is "
                 "empty: set --data.val_fraction > 0 (or give val rows), or leave the "

@@ -213,11 +213,31 @@ class ArrayDataModule(pl.LightningDataModule):
         return fraction_splits(n, self.val_fraction, self.test_fraction, self.seed)
 
     def tensors(self, split: str) -> tuple[Tensor, Tensor]:
-        """(features, target) of a split as float32 tensors."""
-        rows = self.split_indices[split]
-        x = torch.as_tensor(self.arrays.features[rows], dtype=torch.float32)
-        y = torch.as_tensor(self.arrays.target[rows], dtype=torch.float32)
-        return x, y
+        """(features, target) of a split as float32 tensors (a copy of its rows)."""
+        rows = torch.as_tensor(self.split_indices[split])
+        return self.features_tensor[rows], self.target_tensor[rows]
+
+    def split_target(self, split: str) -> Tensor:
+        """The float32 target of a split (without copying the features)."""
+        return self.target_tensor[torch.as_tensor(self.split_indices[split])]
+
+    @cached_property
+    def features_tensor(self) -> Tensor:
+        """Every row's features as one float32 tensor, sharing the arrays' memory where they
+        are float32 already; :attr:`split_indices` picks a split's rows."""
+        return torch.as_tensor(self.arrays.features, dtype=torch.float32)
+
+    @cached_property
+    def target_tensor(self) -> Tensor:
+        """Every row's target as one float32 tensor."""
+        return torch.as_tensor(self.arrays.target, dtype=torch.float32)
+
+    def _loader(self, split: str, **options) -> InMemoryBatchLoader:
+        """A loader over one split's rows of the arrays, gathered a step at a time."""
+        index = torch.as_tensor(self.split_indices[split])
+        return InMemoryBatchLoader(
+            self.features_tensor, self.target_tensor, index=index, **options, **self._shard()
+        )
 
     # ---- loaders -----------------------------------------------------------------------
     def _shard(self) -> dict[str, int]:
@@ -225,13 +245,13 @@ class ArrayDataModule(pl.LightningDataModule):
         return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
 
     def train_dataloader(self) -> InMemoryBatchLoader:
-        x, y = self.tensors("train")
-        shard = self._shard()
-        rows = len(y) // shard.get("world_size", 1)
+        n_train = len(self.split_indices["train"])
+        world_size = self._shard().get("world_size", 1)
+        rows = n_train // world_size
         if rows == 0:
             raise ValueError(
-                f"the training split has {len(y)} row(s), fewer than the "
-                f"{shard.get('world_size', 1)} processes: train on more rows or fewer devices"
+                f"the training split has {n_train} row(s), fewer than the "
+                f"{world_size} processes: train on more rows or fewer devices"
             )
         batch_size = min(self.batch_size, rows)
         if batch_size < self.batch_size and (not self.trainer or self.trainer.is_global_zero):
@@ -242,22 +262,19 @@ class ArrayDataModule(pl.LightningDataModule):
                 file=sys.stderr,
                 flush=True,
             )
-        return InMemoryBatchLoader(
-            x,
-            y,
+        return self._loader(
+            "train",
             batch_size=batch_size,
             shuffle=True,
             seed=self.seed,
             batches_per_step=self.batches_per_step,
             members=self.member_shuffles,
-            **shard,
         )
 
     def _eval_loader(self, split: str) -> InMemoryBatchLoader | list:
-        x, y = self.tensors(split)
-        if len(y) == 0:
+        if not len(self.split_indices[split]):
             return []
-        return InMemoryBatchLoader(x, y, batch_size=self.eval_batch_size, **self._shard())
+        return self._loader(split, batch_size=self.eval_batch_size)
 
     def val_dataloader(self) -> InMemoryBatchLoader | list:
         return self._eval_loader("val")

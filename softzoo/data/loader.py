@@ -40,6 +40,8 @@ class InMemoryBatchLoader:
         members: with ``shuffle``, one shuffle per ensemble member: every tensor of a batch
             gets a leading member dimension, ``(members, batch, ...)``, member m's rows drawn
             from its own permutation (seed ``seed + epoch + 7919·m``).
+        index: the rows of the tensors to iterate (e.g. one split's), gathered a step's
+            rows at a time, so a split is never copied whole; default: every row.
         rank, world_size: this process's shard under DDP. With ``shuffle`` every rank
             draws the same permutation and takes every ``world_size``-th row, truncated to
             an equal length, so all ranks run the same number of steps; without it, ranks
@@ -66,6 +68,7 @@ class InMemoryBatchLoader:
         rank: int = 0,
         world_size: int = 1,
         members: int = 1,
+        index: Tensor | None = None,
     ) -> None:
         if not tensors:
             raise ValueError("InMemoryBatchLoader needs at least one tensor")
@@ -79,6 +82,8 @@ class InMemoryBatchLoader:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
         self.tensors, self.batch_size, self.shuffle = tensors, int(batch_size), shuffle
+        self.index = index
+        self._n = n if index is None else len(index)
         self.drop_last, self.seed, self.rank, self.world_size = drop_last, seed, rank, world_size
         self.batches_per_step = int(batches_per_step)
         self.members = int(members)
@@ -90,12 +95,12 @@ class InMemoryBatchLoader:
     def rows(self) -> int:
         """Rows this rank iterates over per epoch."""
         if self.shuffle:
-            return self.tensors[0].shape[0] // self.world_size
+            return self._n // self.world_size
         start, stop = self._chunk()
         return stop - start
 
     def _chunk(self) -> tuple[int, int]:
-        n = self.tensors[0].shape[0]
+        n = self._n
         return n * self.rank // self.world_size, n * (self.rank + 1) // self.world_size
 
     @property
@@ -108,35 +113,43 @@ class InMemoryBatchLoader:
         return -(-self.num_batches // self.batches_per_step)
 
     def _order(self, member: int) -> Tensor:
-        """This rank's rows of one member's permutation for the current epoch."""
-        n = self.tensors[0].shape[0]
+        """This rank's rows of one member's permutation for the current epoch, as rows of
+        the tensors."""
         seed = self.seed + self.sampler.epoch + 7919 * member
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        return order[self.rank :: self.world_size][: self.rows].to(self.tensors[0].device)
+        order = torch.randperm(self._n, generator=torch.Generator().manual_seed(seed))
+        order = order[self.rank :: self.world_size][: self.rows]
+        if self.index is not None:
+            order = self.index[order]
+        return order.to(self.tensors[0].device)
 
-    def _shard(self) -> tuple[Tensor, ...]:
-        if not self.shuffle:
-            start, stop = self._chunk()
-            return tuple(t[start:stop] for t in self.tensors)
-        order = self._order(0)
-        return tuple(t[order] for t in self.tensors)
+    def _stop(self) -> int:
+        return self.rows - self.rows % self.batch_size if self.drop_last else self.rows
 
     def _batches(self) -> Iterator[tuple[Tensor, ...]]:
+        """Batches from one step's rows at a time: gathered (shuffled or indexed rows) or
+        sliced (a contiguous chunk), so no epoch-sized copy is made."""
         if self.members > 1 and self.shuffle:
             yield from self._member_batches()
             return
-        shard = self._shard()
-        rows = shard[0].shape[0]
-        stop = rows - rows % self.batch_size if self.drop_last else rows
-        for start in range(0, stop, self.batch_size):
-            yield tuple(t[start : start + self.batch_size] for t in shard)
+        start, _ = self._chunk()
+        rows = self._order(0) if self.shuffle else None
+        if rows is None and self.index is not None:
+            rows = self.index[start : start + self.rows]
+        span = self.batch_size * self.batches_per_step
+        for first in range(0, self._stop(), span):
+            last = min(first + span, self._stop())
+            if rows is None:
+                part = tuple(t[start + first : start + last] for t in self.tensors)
+            else:
+                part = tuple(t[rows[first:last]] for t in self.tensors)
+            for offset in range(0, last - first, self.batch_size):
+                yield tuple(p[offset : offset + self.batch_size] for p in part)
 
     def _member_batches(self) -> Iterator[tuple[Tensor, ...]]:
         """Batches of (members, batch, ...): each member's rows from its own shuffle,
         gathered batch by batch (the data is not copied per member)."""
         orders = torch.stack([self._order(m) for m in range(self.members)])
-        stop = self.rows - self.rows % self.batch_size if self.drop_last else self.rows
-        for start in range(0, stop, self.batch_size):
+        for start in range(0, self._stop(), self.batch_size):
             rows = orders[:, start : start + self.batch_size]
             yield tuple(t[rows] for t in self.tensors)
 

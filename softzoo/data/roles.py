@@ -166,23 +166,26 @@ def category_text(value: object) -> str | None:
     return text or None
 
 
-def _texts(column: pd.Series) -> list[str | None]:
-    return [category_text(v) for v in column.tolist()]
+def _distinct_texts(column: pd.Series) -> tuple[np.ndarray, list[str | None]]:
+    """Each cell's position among the column's distinct cells (-1: missing) and the
+    category of each distinct cell: ``category_text`` runs once per distinct value, not
+    once per row, so a column of millions of rows never becomes millions of strings."""
+    positions, distinct = pd.factorize(column, use_na_sentinel=True)
+    return positions, [category_text(v) for v in distinct]
 
 
 def fit_vocabulary(column: pd.Series) -> list[str]:
     """The sorted distinct categories of a column (its training rows)."""
-    return sorted({t for t in _texts(column) if t is not None})
+    return sorted({t for t in _distinct_texts(column)[1] if t is not None})
 
 
 def encode_categories(column: pd.Series, vocabulary: Sequence[str]) -> np.ndarray:
     """Codes as float64: MISSING_CODE, UNSEEN_CODE, or FIRST_CODE + position in the
     vocabulary (see :mod:`softzoo.nn.tabular`)."""
     index = {category: FIRST_CODE + i for i, category in enumerate(vocabulary)}
-    return np.array(
-        [MISSING_CODE if t is None else index.get(t, UNSEEN_CODE) for t in _texts(column)],
-        dtype=np.float64,
-    )
+    positions, texts = _distinct_texts(column)
+    codes = [MISSING_CODE if t is None else index.get(t, UNSEEN_CODE) for t in texts]
+    return np.append(np.array(codes, dtype=np.float64), MISSING_CODE)[positions]
 
 
 def roles_table(roles: Sequence[ColumnRole]) -> str:

@@ -22,6 +22,7 @@ from softzoo.data.base import (
     fraction_splits,
     missing_message,
 )
+from softzoo.data.files import ParquetSource, header_names, is_parquet, read_table
 from softzoo.data.loader import InMemoryBatchLoader
 from softzoo.data.roles import (
     ColumnRole,
@@ -33,126 +34,6 @@ from softzoo.data.roles import (
 )
 
 __all__ = ["MISSING_POLICIES", "TabularDataModule", "header_names", "read_table"]
-
-_READERS = {
-    ".csv": pd.read_csv,
-    ".gz": pd.read_csv,
-    ".parquet": pd.read_parquet,
-    ".pq": pd.read_parquet,
-}
-
-
-#: Separators that, found in the only header cell of a "CSV", mean it is not comma-separated.
-_OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
-
-
-def header_names(cells: list[str], source: str) -> list[str]:
-    """Column names from a header row, by the one rule that training, ``softzoo predict``
-    and ``export/predict.py`` share: a UTF-8 byte-order mark is dropped, names are
-    stripped of surrounding spaces, and an empty or repeated name is an error.
-
-    Example:
-        >>> header_names(["\ufeffa", " b ", "y"], "t.csv")
-        ['a', 'b', 'y']
-    """
-    names = [str(c).strip() for c in cells]
-    if names:
-        names[0] = names[0].removeprefix("\ufeff").strip()
-    for position, name in enumerate(names, start=1):
-        if not name:
-            raise ValueError(
-                f"column {position} of the header of {source} has no name: name it (a pandas "
-                "index saved with the data leaves an empty name: save with index=False)"
-            )
-    seen: dict[str, int] = {}
-    for position, name in enumerate(names, start=1):
-        if name in seen:
-            raise ValueError(
-                f"the header of {source} names {name!r} twice (columns {seen[name]} and "
-                f"{position}): rename one, so that every column has one meaning"
-            )
-        seen[name] = position
-    return names
-
-
-def _check_separator(frame: pd.DataFrame, source: str) -> None:
-    if frame.shape[1] != 1:
-        return
-    cell = str(frame.columns[0])
-    for separator, word in _OTHER_SEPARATORS.items():
-        if separator in cell:
-            raise ValueError(
-                f"{source} has one column named {cell!r}: it looks {word}-separated, and "
-                f"softzoo reads comma-separated files; convert it (pandas: "
-                f"pd.read_csv(path, sep={separator!r}).to_csv(new_path, index=False))"
-            )
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (also .csv.gz) or Parquet file with one clear error per failure; column
-    names follow :func:`header_names`."""
-    path = Path(path)
-    source = repr(str(path))
-    if not path.is_file():
-        raise ValueError(f"data file {source} does not exist (check the path)")
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise ValueError(
-            f"data file {source}: unsupported type {path.suffix!r}; use .csv or .parquet"
-        )
-    try:
-        frame = _read_csv(path, source) if reader is pd.read_csv else reader(path)
-    except pd.errors.EmptyDataError:
-        raise ValueError(
-            f"data file {source} is empty: it needs a header row and data rows"
-        ) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        raise ValueError(f"data file {source} could not be parsed: {err}") from None
-    if reader is not pd.read_csv:
-        frame.columns = header_names([str(c) for c in frame.columns], source)
-    _check_separator(frame, source)
-    if frame.empty:
-        raise ValueError(f"data file {source} has a header but no data rows")
-    return frame
-
-
-class _ParquetColumns:
-    """The columns of a Parquet file, read one at a time when asked for (``frame[name]``,
-    a pandas Series exactly as ``pd.read_parquet`` gives it): training never holds the
-    whole table, only the float32 features it builds from it. Names follow
-    :func:`header_names`; the pandas index a file may carry is not a column."""
-
-    def __init__(self, path: Path, source: str) -> None:
-        import pyarrow.parquet as pq
-
-        try:
-            schema = pq.read_schema(path)
-            self._rows = pq.ParquetFile(path).metadata.num_rows
-        except OSError as err:
-            raise ValueError(f"data file {source} could not be parsed: {err}") from None
-        index = {
-            c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)
-        }
-        raw = [n for n in schema.names if n not in index]
-        self._path, self._raw = path, dict(zip(header_names(raw, source), raw, strict=True))
-        self.columns = pd.Index(list(self._raw))
-        if not self._rows or not raw:
-            raise ValueError(f"data file {source} has a header but no data rows")
-
-    def __len__(self) -> int:
-        return self._rows
-
-    def __getitem__(self, name: str) -> pd.Series:
-        raw = self._raw[name]
-        return pd.read_parquet(self._path, columns=[raw])[raw].rename(name)
-
-
-def _read_csv(path: Path, source: str) -> pd.DataFrame:
-    # The header is read as raw text first: pandas would rename a repeated name (a, a.1)
-    # and keep the spaces around names.
-    header = pd.read_csv(path, header=None, nrows=1, dtype=str, na_filter=False)
-    names = header_names(list(header.iloc[0]), source)
-    return pd.read_csv(path, header=0, names=names)
 
 
 def _require_columns(frame: pd.DataFrame, names: list[str], role: str, source: str) -> None:
@@ -255,13 +136,11 @@ class TabularDataModule(ArrayDataModule):
     def source(self) -> str:
         return repr(self.path) if self.path else f"dataset {self.dataset!r}"
 
-    def _frame(self) -> pd.DataFrame | _ParquetColumns:
+    def _frame(self) -> pd.DataFrame | ParquetSource:
         if self.dataset:
             return datasets.load_frame(self.dataset)
         path = Path(self.path)
-        if path.is_file() and _READERS.get(path.suffix.lower()) is pd.read_parquet:
-            return _ParquetColumns(path, repr(str(path)))
-        return read_table(path)
+        return ParquetSource(path) if is_parquet(path) else read_table(path)
 
     def _columns(self, frame: pd.DataFrame) -> tuple[str, list[str]]:
         """The target and the candidate feature columns (all present in ``frame``)."""
@@ -311,7 +190,8 @@ class TabularDataModule(ArrayDataModule):
             frame, (numeric, categorical), vocabulary, splits, ~no_target
         )
         kinds = (numeric, categorical)
-        roles = self._roles(frame, target, kinds, vocabulary, medians, indicators)
+        facts = _column_facts(frame, target, frame.columns)
+        roles = self._roles(facts, target, kinds, vocabulary, medians, indicators)
         return TabularArrays(
             x,
             y[~no_target],
@@ -326,7 +206,7 @@ class TabularDataModule(ArrayDataModule):
 
     def _features(
         self,
-        frame: pd.DataFrame | _ParquetColumns,
+        frame: pd.DataFrame | ParquetSource,
         kinds: tuple[list[str], list[str]],
         vocabulary: dict[str, list[str]],
         splits: dict[str, np.ndarray],
@@ -358,29 +238,25 @@ class TabularDataModule(ArrayDataModule):
 
     def _roles(
         self,
-        frame: pd.DataFrame,
+        facts: dict[str, tuple[str, int]],
         target: str,
         kinds: tuple[list[str], list[str]],
         vocabulary: dict[str, list[str]],
-        medians: dict[str, float],
+        medians: dict[str, float] | None,
         indicators: list[str],
     ) -> list[ColumnRole]:
-        """One role per column of the file, in file order; missing cells are counted in the
-        rows used (for the target: in the whole table)."""
+        """One role per column of the file, in file order, from each column's dtype and
+        missing cells (:func:`_column_facts`); ``medians`` None: not known yet (a sharded
+        table's are reduced across the processes later)."""
         numeric, categorical = kinds
-        used = frame[target].notna().to_numpy()
         roles = []
-        for name in frame.columns:
-            column = frame[name] if name == target else frame[name][used]
-            dtype, n_missing = str(column.dtype), int(column.isna().sum())
-            dtype = "text" if dtype in ("object", "str", "string") else dtype
+        for name, (dtype, n_missing) in facts.items():
             if name == target:
                 note = "rows left out" if n_missing else "-"
                 roles.append(ColumnRole(name, "target", dtype, None, n_missing, note))
             elif name in numeric:
-                fill = f"median {medians[name]:.6g}" + (
-                    " + indicator" if name in indicators else ""
-                )
+                fill = "training median" if medians is None else f"median {medians[name]:.6g}"
+                fill += " + indicator" if name in indicators else ""
                 roles.append(
                     ColumnRole(name, "numeric", dtype, None, n_missing, fill if n_missing else "-")
                 )
@@ -461,6 +337,23 @@ class TabularDataModule(ArrayDataModule):
         check_finite(x, self.feature_names, "feature", allow_nan=True)
         features = torch.as_tensor(x, dtype=torch.float32)
         return InMemoryBatchLoader(features, batch_size=self.eval_batch_size)
+
+
+def _column_facts(
+    frame: pd.DataFrame | ParquetSource, target: str, columns: list[str]
+) -> dict[str, tuple[str, int]]:
+    """Each column's dtype ("text" for strings) and missing cells: for the target in every
+    row, for the others in the rows with a target (the rows used)."""
+    used = frame[target].notna().to_numpy()
+    facts = {}
+    for name in columns:
+        column = frame[name] if name == target else frame[name][used]
+        dtype = str(column.dtype)
+        facts[name] = (
+            "text" if dtype in ("object", "str", "string") else dtype,
+            int(column.isna().sum()),
+        )
+    return facts
 
 
 def _without_rows(splits: dict[str, np.ndarray], dropped: np.ndarray) -> dict[str, np.ndarray]:

@@ -356,11 +356,15 @@ class SoftRegressor(pl.LightningModule):
 
     # ---- scaling, fitted on the training split ---------------------------------------
     @torch.no_grad()
-    def fit_scaling(self, x: Tensor, y: Tensor) -> None:
+    def fit_scaling(self, x: Tensor, y: Tensor, rows: Tensor | None = None) -> None:
         """Fit feature/target scaling on training data and start every head at the
-        marginal fit of the target (bias via inverse softplus, weights at 0)."""
+        marginal fit of the target (bias via inverse softplus, weights at 0). ``rows``
+        picks the training rows of ``x`` and ``y`` (default: all), so a large table is
+        read in place, a column at a time, instead of copied."""
+        if rows is not None:
+            y = y[rows]
         self.family.check_support(y, "training target")
-        self.inputs.fit(x)
+        self.inputs.fit(x, rows)
         y64 = y.double()
         shift, scale = self.family.fit_target_scaling(y64)
         self.y_shift.fill_(shift)
@@ -438,17 +442,17 @@ class SoftRegressor(pl.LightningModule):
                 f"{datamodule.n_features} ({', '.join(datamodule.feature_names)})"
             )
         self._check_encoding(datamodule)
-        if stage == "fit" and self.calibration_method and not len(datamodule.tensors("val")[1]):
+        if stage == "fit" and self.calibration_method and not len(datamodule.split_indices["val"]):
             raise ValueError(
                 "calibration='conformal' fits its map on the validation split, and it is "
                 "empty: set --data.val_fraction > 0 (or give val rows), or calibration='none'"
             )
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ())
         for split in splits:
-            _, y = datamodule.tensors(split)
-            self.family.check_support(y, f"{split} target")
+            self.family.check_support(datamodule.split_target(split), f"{split} target")
         if stage == "fit" and not bool(self.scaling_fitted):
-            self.fit_scaling(*datamodule.tensors("train"))
+            rows = torch.as_tensor(datamodule.split_indices["train"])
+            self.fit_scaling(datamodule.features_tensor, datamodule.target_tensor, rows)
         if stage == "fit":  # each member of an ensemble draws its own shuffle of the rows
             datamodule.member_shuffles = self.hparams.ensemble_size
 

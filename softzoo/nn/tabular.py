@@ -17,7 +17,32 @@ from torch import Tensor, nn
 from softzoo._codes import FIRST_CODE, MISSING_CODE, UNSEEN_CODE
 from softzoo.nn.members import MemberEmbedding
 
-__all__ = ["FIRST_CODE", "MISSING_CODE", "UNSEEN_CODE", "TabularInput", "embedding_dim"]
+__all__ = [
+    "FIRST_CODE",
+    "MISSING_CODE",
+    "UNSEEN_CODE",
+    "TabularInput",
+    "column_statistics",
+    "embedding_dim",
+]
+
+
+def column_statistics(values: Tensor) -> tuple[float, float, float] | None:
+    """Median, mean and standard deviation (n - 1; 1 where it is 0) of the observed
+    (not NaN) values of one column, in float64; None where none is observed. What
+    :meth:`TabularInput.fit` fills, shifts and scales a numeric column by.
+
+    Example:
+        >>> column_statistics(torch.tensor([1.0, float("nan"), 3.0, 8.0]))
+        (3.0, 4.0, 3.605551275463989)
+    """
+    observed = values.double()
+    observed = observed[~torch.isnan(observed)]
+    if not len(observed):
+        return None
+    mean = observed.sum() / len(observed)
+    std = float(((observed - mean) ** 2).sum().div(max(len(observed) - 1, 1)).sqrt())
+    return float(torch.quantile(observed, 0.5)), float(mean), std if std > 0 else 1.0
 
 
 def embedding_dim(n_codes: int) -> int:
@@ -80,28 +105,21 @@ class TabularInput(nn.Module):
         )
 
     @torch.no_grad()
-    def fit(self, x: Tensor) -> None:
+    def fit(self, x: Tensor, rows: Tensor | None = None) -> None:
         """Fit ``fill`` (median), ``shift`` (mean) and ``scale`` (standard deviation) on the
-        observed numeric cells of the training rows ``x``."""
-        # One float64 copy of the numeric columns, worked on in place, and medians a column
-        # at a time: each (rows, columns) temporary of a large table costs its whole size.
-        numeric = x[:, : self.n_numeric].to(torch.float64, copy=True)
-        observed = ~torch.isnan(numeric)
-        empty = [i for i in range(self.n_numeric) if not observed[:, i].any()]
+        observed numeric cells of the training rows of ``x`` (``rows``; default: all)."""
+        # A column at a time: a (rows, columns) float64 temporary of a large table would
+        # cost twice the float32 table.
+        rows = slice(None) if rows is None else rows
+        stats = [column_statistics(x[rows, i]) for i in range(self.n_numeric)]
+        empty = [i for i, s in enumerate(stats) if s is None]
         if empty:
             raise ValueError(
                 f"numeric column(s) at position(s) {empty} have no value in the training rows: "
                 "leave them out of the features"
             )
-        count = observed.sum(dim=0)
-        mean = torch.nansum(numeric, dim=0) / count
-        medians = [torch.nanquantile(x[:, i].double(), 0.5) for i in range(self.n_numeric)]
-        centred = numeric.sub_(mean).masked_fill_(~observed, 0.0)
-        std = (centred.pow_(2).sum(dim=0) / (count - 1).clamp_min(1)).sqrt()
-        if medians:
-            self.fill.copy_(torch.stack(medians))
-        self.shift.copy_(mean)
-        self.scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+        for j, buffer in enumerate((self.fill, self.shift, self.scale)):
+            buffer.copy_(torch.tensor([s[j] for s in stats], dtype=torch.float64))
 
     def forward(self, x: Tensor) -> Tensor:
         numeric = x[..., : self.n_numeric]  # (batch, ...) or, per member, (members, batch, ...)
