@@ -1,6 +1,6 @@
 """Peak memory and throughput of `softzoo fit` on a table bigger than the zoo's.
 
-    python benchmarks/memory.py [--rows 10000000] [--out benchmarks/results]
+    python benchmarks/memory.py [--rows 10000000] [--processes 1] [--out benchmarks/results]
 
 A synthetic Parquet file (generated here in row groups of 1,000,000, never committed) of
 ``--rows`` rows × 32 numeric columns (float64, 1 % empty cells) + 4 text columns (3 to
@@ -8,7 +8,10 @@ A synthetic Parquet file (generated here in row groups of 1,000,000, never commi
 for one epoch (batch 4096, validation 1 %, no test split) in a child process; its peak
 resident memory (``ru_maxrss`` of the child) is reported over the float32 size of the
 features (rows × 36 × 4 bytes; target ≤ 2.5), with rows per second of the whole command
-and of the epoch alone (from its log). The last line printed is one JSON object.
+and of the epoch alone (from its log). ``--processes N`` trains under DDP with
+``--data.shard_row_groups true`` (each process holds only its row groups): the peak is then
+the largest of the processes', reported over the whole features and over one process's
+share. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ def write_table(path: Path, rows: int, seed: int = 0) -> None:
     writer.close()
 
 
-def fit_once(table: Path, workdir: Path) -> tuple[float, float, str]:
-    """Wall seconds, the child's peak RSS in bytes and its log."""
+def fit_once(table: Path, workdir: Path, processes: int) -> tuple[float, float, str]:
+    """Wall seconds, the largest peak RSS of the child processes in bytes and the log."""
     command = [
         sys.executable,
         "-m",
@@ -88,6 +91,9 @@ def fit_once(table: Path, workdir: Path) -> tuple[float, float, str]:
         "--checkpoint.dirpath",
         str(workdir / "ckpt"),
     ]
+    if processes > 1:
+        command += ["--data.shard_row_groups", "true", "--trainer.strategy", "ddp"]
+        command += ["--trainer.devices", str(processes), "--trainer.accelerator", "cpu"]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
     seconds = time.perf_counter() - start
@@ -100,6 +106,7 @@ def fit_once(table: Path, workdir: Path) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +115,7 @@ def main() -> None:
         start = time.perf_counter()
         write_table(table, args.rows)
         generate = time.perf_counter() - start
-        seconds, peak, _ = fit_once(table, workdir)
+        seconds, peak, _ = fit_once(table, workdir, args.processes)
         file_bytes = os.path.getsize(table)
     features = args.rows * (NUMERIC + TEXT) * 4
     result = {
@@ -118,7 +125,9 @@ def main() -> None:
         "parquet_bytes": file_bytes,
         "features_float32_bytes": features,
         "peak_rss_bytes": peak,
+        "processes": args.processes,
         "peak_rss_over_features": round(peak / features, 3),
+        "peak_rss_over_share": round(peak / (features / args.processes), 3),
         "fit_seconds": round(seconds, 1),
         "rows_per_second": round(args.rows / seconds),
         "generate_seconds": round(generate, 1),
@@ -126,11 +135,13 @@ def main() -> None:
     print(
         f"{args.rows:,} rows: peak RSS {peak / 2**30:.2f} GiB = "
         f"{result['peak_rss_over_features']}x the float32 features "
-        f"({features / 2**30:.2f} GiB); fit (load + 1 epoch) {seconds:.0f} s, "
+        f"({features / 2**30:.2f} GiB; {args.processes} process(es), largest peak over one "
+        f"share {result['peak_rss_over_share']}x); fit (load + 1 epoch) {seconds:.0f} s, "
         f"{result['rows_per_second']:,} rows/s"
     )
     if args.out:
-        write_results(args.out, "memory", result)
+        name = "memory" if args.processes == 1 else f"memory_{args.processes}_processes"
+        write_results(args.out, name, result)
     print(json.dumps(result))
 
 

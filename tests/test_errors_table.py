@@ -11,6 +11,7 @@ import socket
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from conftest import ROOT
@@ -222,6 +223,20 @@ CLI_ROWS = {
     ],
     "negative parity rows": ["parity", "full.onnx", "--ckpt_path", "good.ckpt", "--rows", "-5"],
     "parity against a file of another width": ["parity", "wide.onnx", "--ckpt_path", "good.ckpt"],
+    "row-group shards of a CSV": _csv("d.csv", "y", "--data.init_args.shard_row_groups", "true"),
+    "conformal calibration with row-group shards": _csv(
+        "parts.parquet",
+        "y",
+        "--data.init_args.shard_row_groups",
+        "true",
+        "--model.calibration",
+        "conformal",
+    ),
+    "a directory without Parquet files": _csv("no_parquet"),
+    "Parquet files with different columns": _csv("two_layouts"),
+    "row groups that disagree on a column's role": _csv(
+        "roles", "y", "--data.init_args.shard_row_groups", "true"
+    ),
 }
 
 
@@ -232,6 +247,17 @@ def make_files(folder: Path) -> None:
     for name, text in FILES.items():
         (folder / name).parent.mkdir(exist_ok=True)
         (folder / name).write_text(text)
+    table = pd.read_csv(folder / "d.csv")
+    table.to_parquet(folder / "parts.parquet", row_group_size=10, index=False)
+    (folder / "no_parquet").mkdir()
+    (folder / "no_parquet/d.csv").write_text(FILES["d.csv"])
+    for directory, second in (("two_layouts", {"b": "c"}), ("roles", {})):
+        (folder / directory).mkdir()
+        table.to_parquet(folder / directory / "1.parquet", index=False)
+        other = (
+            table.rename(columns=second) if second else table.assign(b=table["b"].map("b{}".format))
+        )
+        other.to_parquet(folder / directory / "2.parquet", index=False)
     # a lock held by a live process of this host: the parent of this test process
     lock = {"host": socket.gethostname(), "pid": os.getppid()}
     (folder / "in_use/.softzoo-fit.lock").write_text(json.dumps(lock))

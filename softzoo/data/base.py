@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from softzoo.data.loader import InMemoryBatchLoader
+from softzoo.data.shards import TrainingStatistics
 
 __all__ = [
     "FLOAT32_MAX",
@@ -70,28 +71,36 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_finite(
-    values: np.ndarray, names: Sequence[str], what: str, allow_nan: bool = False
+    values: np.ndarray,
+    names: Sequence[str],
+    what: str,
+    allow_nan: bool = False,
+    offset: int = 0,
 ) -> None:
     """Raise ``ValueError`` naming the first column that is not finite in float32 (the
     dtype softzoo trains and predicts in): NaN (unless ``allow_nan``: a missing cell the
     model imputes), inf, or a number beyond float32's range (1e300 is finite in float64
-    and inf after the cast). Its count and first row too. Checked a column at a time, so
-    a large table is never copied whole."""
-    matrix = np.asarray(values).reshape(len(values), -1)
+    and inf after the cast). Its count and first row too (``offset``: the row number of
+    ``values[0]``, for a part of a table). Checked a column at a time, so a large table
+    is never copied whole."""
+    values = np.asarray(values)
+    matrix = values.reshape(len(values), 1) if values.ndim == 1 else values
     for column in range(matrix.shape[1]):
         wide = matrix[:, column].astype(np.float64)
         bad = np.isinf(wide) | (np.abs(wide) > FLOAT32_MAX)
         if not allow_nan:
             bad |= np.isnan(wide)
         if bad.any():
-            raise ValueError(_not_finite_message(wide, bad, names[column], what))
+            raise ValueError(_not_finite_message(wide, bad, names[column], what, offset))
 
 
-def _not_finite_message(wide: np.ndarray, bad: np.ndarray, name: str, what: str) -> str:
+def _not_finite_message(
+    wide: np.ndarray, bad: np.ndarray, name: str, what: str, offset: int
+) -> str:
     value = float(wide[np.flatnonzero(bad)[0]])
     kind = np.isnan if np.isnan(value) else np.isinf if np.isinf(value) else np.isfinite
     rows = np.flatnonzero(bad & kind(wide))
-    first = rows[0]
+    first = offset + rows[0]
     if np.isnan(value):
         return missing_message(what, name, rows.size, first)
     if np.isinf(value):
@@ -205,6 +214,21 @@ class ArrayDataModule(pl.LightningDataModule):
         """The roles table (linked to the model, for reports and exports)."""
         return [dict(r) for r in self.arrays.roles] or None
 
+    @property
+    def sharded(self) -> bool:
+        """Whether this process holds only its share of the rows (then its loaders iterate
+        all of them, and :attr:`training_statistics` holds what the model fits)."""
+        return False
+
+    @property
+    def training_statistics(self) -> TrainingStatistics | None:
+        """The statistics of all training rows, reduced across processes, where this
+        process holds only its share; None: the model fits them on :meth:`tensors`."""
+        return None
+
+    def _train_rows_per_process(self) -> int:
+        return len(self.split_indices["train"]) // self._shard().get("world_size", 1)
+
     @cached_property
     def split_indices(self) -> dict[str, np.ndarray]:
         n = len(self.arrays.target)
@@ -245,13 +269,12 @@ class ArrayDataModule(pl.LightningDataModule):
         return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
 
     def train_dataloader(self) -> InMemoryBatchLoader:
-        n_train = len(self.split_indices["train"])
-        world_size = self._shard().get("world_size", 1)
-        rows = n_train // world_size
+        rows = self._train_rows_per_process()
         if rows == 0:
+            world_size = self.trainer.world_size if self.trainer else 1
             raise ValueError(
-                f"the training split has {n_train} row(s), fewer than the "
-                f"{world_size} processes: train on more rows or fewer devices"
+                f"the training split has {len(self.split_indices['train'])} row(s) here, "
+                f"fewer than the {world_size} processes: train on more rows or fewer devices"
             )
         batch_size = min(self.batch_size, rows)
         if batch_size < self.batch_size and (not self.trainer or self.trainer.is_global_zero):
@@ -269,6 +292,7 @@ class ArrayDataModule(pl.LightningDataModule):
             seed=self.seed,
             batches_per_step=self.batches_per_step,
             members=self.member_shuffles,
+            epoch_rows=rows,
         )
 
     def _eval_loader(self, split: str) -> InMemoryBatchLoader | list:

@@ -3,6 +3,7 @@ Parquet files (one, or a directory of them) a column or a row group at a time.""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -104,7 +105,7 @@ class ParquetSource:
     """A Parquet file, or a directory of Parquet files (sorted by name, every one with the
     same columns), as one table whose rows are numbered file by file and row group by
     row group. ``source[name]`` reads one whole column (a pandas Series exactly as
-    ``pd.read_parquet`` gives it), :meth:`read_groups` some row groups of some columns:
+    ``pd.read_parquet`` gives it), :meth:`select` a view of some row groups:
     training never holds the whole table, only the float32 features it builds from it.
     Names follow :func:`header_names`; a pandas index a file carries is not a column.
 
@@ -146,8 +147,16 @@ class ParquetSource:
         self.groups = [(i, g) for i, f in enumerate(self._files) for g in range(f.num_row_groups)]
         #: rows of each row group, in the order of :attr:`groups`
         self.group_rows = [self._files[i].metadata.row_group(g).num_rows for i, g in self.groups]
+        self._selected = list(range(len(self.groups)))
         if not sum(self.group_rows) or not raw[0]:
             raise ValueError(f"data file {self.source} has a header but no data rows")
+
+    def select(self, groups: Sequence[int]) -> ParquetSource:
+        """The same table restricted to some row groups (positions in :attr:`groups`, in
+        that order): its columns are read from those groups only."""
+        view = copy.copy(self)
+        view._selected = list(groups)
+        return view
 
     @staticmethod
     def _raw_names(file) -> list[str]:
@@ -158,21 +167,16 @@ class ParquetSource:
         return [n for n in schema.names if n not in index]
 
     def __len__(self) -> int:
-        return sum(self.group_rows)
+        return sum(self.group_rows[k] for k in self._selected)
 
     def __getitem__(self, name: str) -> pd.Series:
-        return self.read_groups(range(len(self.groups)), [name])[name]
-
-    def read_groups(self, groups: Sequence[int], columns: list[str]) -> pd.DataFrame:
-        """Some row groups (positions in :attr:`groups`, in that order) of some columns."""
-        raw = [self._raw[c] for c in columns]
+        raw = self._raw[name]
         parts = [
-            self._files[i].read_row_group(g, columns=raw).to_pandas()
-            for i, g in (self.groups[k] for k in groups)
+            self._files[i].read_row_group(g, columns=[raw]).to_pandas()[raw]
+            for i, g in (self.groups[k] for k in self._selected)
         ]
-        frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-        frame.columns = columns
-        return frame.reset_index(drop=True)
+        column = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        return column.reset_index(drop=True).rename(name)
 
 
 def _read_csv(path: Path, source: str) -> pd.DataFrame:

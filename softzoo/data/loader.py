@@ -69,6 +69,7 @@ class InMemoryBatchLoader:
         world_size: int = 1,
         members: int = 1,
         index: Tensor | None = None,
+        epoch_rows: int | None = None,
     ) -> None:
         if not tensors:
             raise ValueError("InMemoryBatchLoader needs at least one tensor")
@@ -84,6 +85,7 @@ class InMemoryBatchLoader:
         self.tensors, self.batch_size, self.shuffle = tensors, int(batch_size), shuffle
         self.index = index
         self._n = n if index is None else len(index)
+        self.epoch_rows = epoch_rows
         self.drop_last, self.seed, self.rank, self.world_size = drop_last, seed, rank, world_size
         self.batches_per_step = int(batches_per_step)
         self.members = int(members)
@@ -95,7 +97,8 @@ class InMemoryBatchLoader:
     def rows(self) -> int:
         """Rows this rank iterates over per epoch."""
         if self.shuffle:
-            return self._n // self.world_size
+            share = self._n // self.world_size
+            return share if self.epoch_rows is None else min(share, self.epoch_rows)
         start, stop = self._chunk()
         return stop - start
 

@@ -156,8 +156,8 @@ def statistics_across(
     """
     observed = ~np.isnan(values)
     values, groups = values[observed], groups[observed]
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]) if len(groups) else []
-    bounds = list(zip(starts, [*starts[1:], len(groups)], strict=True))
+    cuts = [int(c) for c in np.flatnonzero(groups[1:] != groups[:-1]) + 1]
+    bounds = list(zip([0, *cuts], [*cuts, len(groups)], strict=True)) if len(groups) else []
     count = int(ranks.sum(torch.tensor([len(values)]))[0])
     if not count:
         return None

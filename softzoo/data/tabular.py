@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -22,7 +23,13 @@ from softzoo.data.base import (
     fraction_splits,
     missing_message,
 )
-from softzoo.data.files import ParquetSource, header_names, is_parquet, read_table
+from softzoo.data.files import (
+    PARQUET_SUFFIXES,
+    ParquetSource,
+    header_names,
+    is_parquet,
+    read_table,
+)
 from softzoo.data.loader import InMemoryBatchLoader
 from softzoo.data.roles import (
     ColumnRole,
@@ -31,6 +38,13 @@ from softzoo.data.roles import (
     infer_roles,
     numeric_values,
     roles_table,
+)
+from softzoo.data.shards import (
+    Ranks,
+    TrainingStatistics,
+    gather_in_group_order,
+    shard_groups,
+    statistics_across,
 )
 
 __all__ = ["MISSING_POLICIES", "TabularDataModule", "header_names", "read_table"]
@@ -79,6 +93,12 @@ class TabularDataModule(ArrayDataModule):
             a trained model's ``categories``, to encode new rows as it was trained.
         batch_size, eval_batch_size, val_fraction, test_fraction, seed, batches_per_step:
             see ArrayDataModule.
+        shard_row_groups: for a Parquet source (a file, or a directory of files) under
+            DDP: each process reads and holds only its share of the row groups (every
+            world_size-th), and the statistics the model fits (medians, means, standard
+            deviations, the target's) come from all training rows, reduced across the
+            processes; roles, vocabularies and missing indicators come from a pass over the
+            row groups that every process makes (docs/scaling.md).
 
     Example:
         >>> dm = TabularDataModule(dataset="concrete")
@@ -105,6 +125,7 @@ class TabularDataModule(ArrayDataModule):
         test_fraction: float = 0.2,
         seed: int = 0,
         batches_per_step: int = BATCHES_PER_STEP,
+        shard_row_groups: bool = False,
     ) -> None:
         super().__init__(
             batch_size, eval_batch_size, val_fraction, test_fraction, seed, batches_per_step
@@ -126,7 +147,15 @@ class TabularDataModule(ArrayDataModule):
         both = sorted(set(categorical or []) & set(ignore or []))
         if both:
             raise ValueError(f"column(s) {both} are listed both as categorical and to ignore")
+        if shard_row_groups and not _names_parquet(path):
+            raise ValueError(
+                "shard_row_groups reads Parquet row groups: give path a .parquet file or a "
+                f"directory of them, got {path!r} (pandas converts a CSV: "
+                "pd.read_csv(csv).to_parquet(path, row_group_size=1_000_000))"
+            )
         self.save_hyperparameters()
+        self.shard_row_groups = shard_row_groups
+        self._rank_share: _RankShare | None = None
         self.path, self.dataset, self.target, self.features = path, dataset, target, features
         self.categorical, self.ignore = list(categorical or []), list(ignore or [])
         self.missing, self.split_column, self.vocabularies = missing, split_column, vocabularies
@@ -174,6 +203,8 @@ class TabularDataModule(ArrayDataModule):
         return infer_roles(frame, target, candidates, self.categorical, self.ignore, self.source)
 
     def load_arrays(self) -> TabularArrays:
+        if self.shard_row_groups:
+            return self._sharded_layout()
         frame = self._frame()
         target, candidates = self._columns(frame)
         y = numeric_values(frame, target, "target", self.source)
@@ -270,6 +301,101 @@ class TabularDataModule(ArrayDataModule):
                 roles.append(ColumnRole(name, role, dtype, None, n_missing))
         return roles
 
+    # ---- a Parquet source shared out by row groups (shard_row_groups) -----------------
+    def _sharded_layout(self) -> TabularArrays:
+        """What every process must agree on before they meet (the network's shape and the
+        splits), from one pass over the row groups, one at a time: roles (the same rules,
+        per row group; they must agree), vocabularies and missing indicators of the
+        training rows, missing cells. The features stay unread until :meth:`setup`."""
+        source = self._frame()
+        target, candidates = self._columns(source)
+        y = numeric_values(source, target, "target", self.source)
+        no_target = np.isnan(y)
+        check_finite(y, [target], "target", allow_nan=self.missing == "impute")
+        splits = _without_rows(self._split_rows(source), no_target)
+        labels = np.full(len(y), -1, dtype=np.int8)  # the split of each row of the file
+        for code, split in enumerate(SPLITS):
+            labels[_file_rows(splits[split], no_target)] = code
+        del y
+        layout = _Layout(self, source, target, candidates)
+        start = 0
+        for group, rows in enumerate(source.group_rows):
+            layout.add(group, start, labels[start : start + rows])
+            start += rows
+        self._labels = labels
+        numeric, categorical = layout.kinds
+        return TabularArrays(
+            np.zeros((0, len(numeric) + len(categorical)), dtype=np.float32),
+            np.zeros(0),
+            tuple(numeric + categorical),
+            target,
+            {s: np.zeros(0, dtype=np.int64) for s in SPLITS},
+            {
+                c: list(self.vocabularies[c]) if self.vocabularies else sorted(layout.vocabulary[c])
+                for c in categorical
+            },
+            tuple(c for c in numeric if c in layout.indicators),
+            allow_missing=self.missing == "impute",
+            roles=tuple(r.to_dict() for r in layout.roles()),
+        )
+
+    def _load_share(self, ranks: Ranks, with_statistics: bool) -> None:
+        """Read this process's row groups into the arrays (the rows of its groups that are
+        in a split, in file order) and, for training, reduce the statistics across the
+        processes."""
+        layout = self.arrays
+        source = self._frame()
+        groups = shard_groups(len(source.groups), ranks.rank, ranks.world_size)
+        starts = np.cumsum([0, *source.group_rows])
+        numeric = [c for c in layout.feature_names if c not in layout.categories]
+        taken = [self._labels[starts[g] : starts[g + 1]] >= 0 for g in groups]
+        x = np.empty((sum(int(t.sum()) for t in taken), len(layout.feature_names)), np.float32)
+        y, group_of, split_of = (
+            np.empty(len(x)),
+            np.empty(len(x), np.int64),
+            np.empty(len(x), np.int8),
+        )
+        position = 0
+        for g, take in zip(groups, taken, strict=True):
+            frame = source.select([g])
+            rows = slice(position, position + int(take.sum()))
+            for j, name in enumerate(layout.feature_names):
+                x[rows, j] = (
+                    numeric_values(frame, name, "feature", self.source)
+                    if name in numeric
+                    else encode_categories(frame[name], layout.categories[name])
+                )[take]
+            y[rows] = numeric_values(frame, layout.target_name, "target", self.source)[take]
+            group_of[rows], split_of[rows] = g, self._labels[starts[g] : starts[g + 1]][take]
+            position = rows.stop
+        splits = {s: np.flatnonzero(split_of == code) for code, s in enumerate(SPLITS)}
+        self._rank_share = _RankShare(
+            statistics=_statistics(x, y, group_of, splits["train"], numeric, ranks)
+            if with_statistics
+            else None,
+            train_rows=min(ranks.gather(len(splits["train"]))),
+        )
+        self.__dict__["arrays"] = dataclasses.replace(layout, features=x, target=y, splits=splits)
+        for cached in ("split_indices", "features_tensor", "target_tensor"):
+            self.__dict__.pop(cached, None)
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard_row_groups
+
+    @property
+    def training_statistics(self) -> TrainingStatistics | None:
+        return self._rank_share.statistics if self._rank_share else None
+
+    def _train_rows_per_process(self) -> int:
+        if self._rank_share is None:
+            return super()._train_rows_per_process()
+        return self._rank_share.train_rows
+
+    def _shard(self) -> dict[str, int]:
+        # a process's share is already its own rows: its loaders iterate all of them
+        return {} if self.shard_row_groups else super()._shard()
+
     # ---- splits ----------------------------------------------------------------------
     def _split_rows(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Row indices of the file per split."""
@@ -317,6 +443,10 @@ class TabularDataModule(ArrayDataModule):
 
     # ---- showing the roles, predicting on a raw file ---------------------------------
     def setup(self, stage: str) -> None:
+        if self.shard_row_groups and self._rank_share is None:
+            trainer = self.trainer
+            ranks = Ranks(trainer.global_rank, trainer.world_size) if trainer else Ranks()
+            self._load_share(ranks, with_statistics=stage == "fit")
         if stage == "fit" and (not self.trainer or self.trainer.is_global_zero):
             print(f"softzoo: the columns of {self.source}:", file=sys.stderr)
             print(roles_table([ColumnRole(**r) for r in self.arrays.roles]), file=sys.stderr)
@@ -337,6 +467,94 @@ class TabularDataModule(ArrayDataModule):
         check_finite(x, self.feature_names, "feature", allow_nan=True)
         features = torch.as_tensor(x, dtype=torch.float32)
         return InMemoryBatchLoader(features, batch_size=self.eval_batch_size)
+
+
+def _names_parquet(path: str | None) -> bool:
+    return path is not None and (
+        Path(path).is_dir() or Path(path).suffix.lower() in PARQUET_SUFFIXES
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _RankShare:
+    statistics: TrainingStatistics | None
+    train_rows: int  # the fewest training rows of any process: every one takes as many steps
+
+
+def _statistics(
+    x: np.ndarray,
+    y: np.ndarray,
+    group_of: np.ndarray,
+    train: np.ndarray,
+    numeric: list[str],
+    ranks: Ranks,
+) -> TrainingStatistics:
+    """The training statistics of all processes' rows, from this process's share."""
+    columns = []
+    for j, name in enumerate(numeric):
+        stats = statistics_across(x[train, j].astype(np.float64), group_of[train], ranks)
+        if stats is None:
+            raise ValueError(
+                f"numeric column {name!r} has no value in the training rows: leave it out of "
+                "the features"
+            )
+        columns.append(stats)
+    parts = [(int(g), y[train][group_of[train] == g]) for g in np.unique(group_of[train])]
+    target = gather_in_group_order(parts, ranks)
+    fill, shift, scale = (tuple(c[i] for c in columns) for i in range(3))
+    return TrainingStatistics(fill, shift, scale, torch.as_tensor(target, dtype=torch.float32))
+
+
+class _Layout:
+    """The pass over the row groups that decides the layout (see
+    :meth:`TabularDataModule._sharded_layout`), one row group at a time."""
+
+    def __init__(
+        self, module: TabularDataModule, source: ParquetSource, target: str, candidates: list[str]
+    ) -> None:
+        self.module, self.source, self.target, self.candidates = module, source, target, candidates
+        self.kinds: tuple[list[str], list[str]] | None = None
+        self.vocabulary: dict[str, set[str]] = {}
+        self.indicators: set[str] = set()
+        self.facts: dict[str, tuple[str, int]] = {}
+
+    def add(self, group: int, start: int, labels: np.ndarray) -> None:
+        frame = self.source.select([group])
+        module = self.module
+        kinds = module._kinds(frame, self.target, self.candidates)
+        if self.kinds is None:
+            self.kinds = kinds
+        elif kinds != self.kinds:
+            changed = next(c for c in self.candidates if (c in kinds[0]) != (c in self.kinds[0]))
+            was, now = ("numeric", "categorical")[:: 1 if changed in self.kinds[0] else -1]
+            raise ValueError(
+                f"column {changed!r} of {module.source} is {was} in row group 0 and {now} in "
+                f"row group {group} (rows from {start}): list it in --data.categorical (or "
+                "--data.ignore), so that every row group gives it the same role"
+            )
+        used, train = labels >= 0, labels == 0
+        numeric, categorical = self.kinds
+        for name in numeric:
+            values = numeric_values(frame, name, "feature", module.source)
+            check_finite(
+                values[used], [name], "feature", allow_nan=module.missing == "impute", offset=start
+            )
+            if np.isnan(values[train]).any():
+                self.indicators.add(name)
+        for name in categorical:
+            if module.missing == "error" and frame[name][used].isna().any():
+                rows = np.flatnonzero(frame[name][used].isna().to_numpy())
+                raise ValueError(missing_message("feature", name, rows.size, start + rows[0]))
+            self.vocabulary.setdefault(name, set()).update(fit_vocabulary(frame[name][train]))
+        for name, (dtype, missing) in _column_facts(frame, self.target, frame.columns).items():
+            first_dtype, counted = self.facts.get(name, (dtype, 0))
+            self.facts[name] = (first_dtype, counted + missing)
+
+    def roles(self) -> list[ColumnRole]:
+        vocabulary = {c: sorted(v) for c, v in self.vocabulary.items()}
+        return self.module._roles(
+            self.facts, self.target, self.kinds, vocabulary, None, sorted(self.indicators)
+        )
 
 
 def _column_facts(

@@ -365,6 +365,10 @@ class SoftRegressor(pl.LightningModule):
             y = y[rows]
         self.family.check_support(y, "training target")
         self.inputs.fit(x, rows)
+        self._fit_target(y)
+
+    def _fit_target(self, y: Tensor) -> None:
+        """Target scaling, the heads' start at the marginal fit, the dequantization step."""
         y64 = y.double()
         shift, scale = self.family.fit_target_scaling(y64)
         self.y_shift.fill_(shift)
@@ -442,6 +446,12 @@ class SoftRegressor(pl.LightningModule):
                 f"{datamodule.n_features} ({', '.join(datamodule.feature_names)})"
             )
         self._check_encoding(datamodule)
+        if self.calibration_method and datamodule.sharded:
+            raise ValueError(
+                "calibration='conformal' fits one map on the whole validation split, and with "
+                "shard_row_groups each process holds only its share of it: use "
+                "calibration='none' (or train without shard_row_groups)"
+            )
         if stage == "fit" and self.calibration_method and not len(datamodule.split_indices["val"]):
             raise ValueError(
                 "calibration='conformal' fits its map on the validation split, and it is "
@@ -451,10 +461,22 @@ class SoftRegressor(pl.LightningModule):
         for split in splits:
             self.family.check_support(datamodule.split_target(split), f"{split} target")
         if stage == "fit" and not bool(self.scaling_fitted):
-            rows = torch.as_tensor(datamodule.split_indices["train"])
-            self.fit_scaling(datamodule.features_tensor, datamodule.target_tensor, rows)
+            self._fit_scaling_on(datamodule)
         if stage == "fit":  # each member of an ensemble draws its own shuffle of the rows
             datamodule.member_shuffles = self.hparams.ensemble_size
+
+    @torch.no_grad()
+    def _fit_scaling_on(self, datamodule: Any) -> None:
+        """Fit the scaling on a data module's training rows, or take the statistics it
+        reduced across processes where each holds only its share."""
+        statistics = datamodule.training_statistics
+        if statistics is None:
+            rows = torch.as_tensor(datamodule.split_indices["train"])
+            self.fit_scaling(datamodule.features_tensor, datamodule.target_tensor, rows)
+            return
+        self.family.check_support(statistics.target, "training target")
+        self.inputs.set_statistics(statistics.fill, statistics.shift, statistics.scale)
+        self._fit_target(statistics.target)
 
     def _check_encoding(self, datamodule: Any) -> None:
         """The data module must encode categories and flag gaps as this model was built

@@ -118,8 +118,16 @@ class TabularInput(nn.Module):
                 f"numeric column(s) at position(s) {empty} have no value in the training rows: "
                 "leave them out of the features"
             )
-        for j, buffer in enumerate((self.fill, self.shift, self.scale)):
-            buffer.copy_(torch.tensor([s[j] for s in stats], dtype=torch.float64))
+        self.set_statistics(*([s[j] for s in stats] for j in range(3)))
+
+    @torch.no_grad()
+    def set_statistics(
+        self, fill: Sequence[float], shift: Sequence[float], scale: Sequence[float]
+    ) -> None:
+        """Set the median, mean and standard deviation of each numeric column (what
+        :meth:`fit` computes; e.g. reduced over the shares of several processes)."""
+        for buffer, values in ((self.fill, fill), (self.shift, shift), (self.scale, scale)):
+            buffer.copy_(torch.tensor(list(values), dtype=torch.float64))
 
     def forward(self, x: Tensor) -> Tensor:
         numeric = x[..., : self.n_numeric]  # (batch, ...) or, per member, (members, batch, ...)
