@@ -114,16 +114,22 @@ def test_row_groups_must_agree_on_a_column_role(tmp_path) -> None:
 _RANK_SCRIPT = """
 import sys, types, torch
 from softzoo.data import TabularDataModule
+from softzoo.data.files import ParquetSource
 rank, world, path, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-if world > 1:
+if world > 1:  # the processes run together from the start, as under torchrun
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+read, select = [], ParquetSource.select
+ParquetSource.select = lambda self, groups: read.extend(groups) or select(self, groups)
 data = TabularDataModule(path=path, target="y", shard_row_groups=True)
+data.n_features  # the layout, as the CLI reads it to build the model
+layout_groups = list(read)
 data.trainer = types.SimpleNamespace(global_rank=rank, world_size=world, is_global_zero=rank == 0)
 data.setup("fit")
 torch.save(
     {"statistics": data.training_statistics, "features": data.arrays.features,
      "splits": data.split_indices, "categories": data.categories,
-     "indicators": data.missing_indicators, "train_rows": data.train_dataloader().rows},
+     "indicators": data.missing_indicators, "train_rows": data.train_dataloader().rows,
+     "layout_groups": layout_groups, "share_groups": read[len(layout_groups):]},
     out,
 )
 """
@@ -182,7 +188,11 @@ def test_two_processes_hold_their_share_and_reduce_one_process_statistics(tmp_pa
         torch.testing.assert_close(getattr(layer, name), expected, rtol=1e-6, atol=0)
     assert torch.equal(one["statistics"].target, y)
 
-    # each process holds the rows of its own row groups only: 0, 2, 4, 6 and 1, 3, 5, 7
+    # each process reads only its own row groups, for the layout and for its share
+    assert one["layout_groups"] == one["share_groups"] == list(range(8))
+    for r, rank in enumerate(ranks):
+        assert rank["layout_groups"] == rank["share_groups"] == list(range(r, 8, 2))
+    # ... and holds the rows of those row groups only: 0, 2, 4, 6 and 1, 3, 5, 7
     kept = memory.arrays.features  # every row with a target, in file order
     group = np.repeat(np.arange(8), [400, 400, 400, 300] * 2)[frame["y"].notna().to_numpy()]
     for r, rank in enumerate(ranks):
@@ -196,7 +206,8 @@ def test_two_processes_hold_their_share_and_reduce_one_process_statistics(tmp_pa
 
 
 @pytest.mark.slow
-def test_softzoo_fit_and_test_on_two_processes_with_row_group_shards(tmp_path) -> None:
+@pytest.mark.parametrize("launcher", ["lightning", "torchrun"])
+def test_softzoo_fit_and_test_on_two_processes_with_row_group_shards(tmp_path, launcher) -> None:
     frame = _table(tmp_path / "t")
     args = [
         "--data.path",
@@ -225,6 +236,9 @@ def test_softzoo_fit_and_test_on_two_processes_with_row_group_shards(tmp_path) -
 
     def softzoo(*extra: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "softzoo.cli", *extra]
+        if launcher == "torchrun":  # every process runs from the start
+            port = f"--master_port={_free_port()}"
+            command[1:1] = ["-m", "torch.distributed.run", "--nproc_per_node=2", port]
         return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
     fit = softzoo("fit", *args)

@@ -54,9 +54,13 @@ class Ranks:
 
     def sum(self, tensor: Tensor) -> Tensor:
         """The element-wise sum of every rank's ``tensor`` (integers: exact)."""
-        if self.world_size > 1:
-            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
-        return tensor
+        if self.world_size == 1:
+            return tensor
+        # NCCL (Lightning's backend on GPUs) reduces CUDA tensors only
+        device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+        moved = tensor.to(device)
+        torch.distributed.all_reduce(moved, op=torch.distributed.ReduceOp.SUM)
+        return moved.cpu()
 
 
 def shard_groups(n_groups: int, rank: int, world_size: int) -> list[int]:

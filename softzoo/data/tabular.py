@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -303,10 +304,12 @@ class TabularDataModule(ArrayDataModule):
 
     # ---- a Parquet source shared out by row groups (shard_row_groups) -----------------
     def _sharded_layout(self) -> TabularArrays:
-        """What every process must agree on before they meet (the network's shape and the
-        splits), from one pass over the row groups, one at a time: roles (the same rules,
-        per row group; they must agree), vocabularies and missing indicators of the
-        training rows, missing cells. The features stay unread until :meth:`setup`."""
+        """What every process must agree on while the model is built (the network's shape
+        and the splits), from one pass over the row groups, one at a time: roles (the same
+        rules, per row group; they must agree), vocabularies and missing indicators of the
+        training rows, missing cells. Where the processes already run together (torchrun)
+        each reads its own row groups and the results are gathered; otherwise every process
+        reads them all. The features stay unread until :meth:`setup`."""
         source = self._frame()
         target, candidates = self._columns(source)
         y = numeric_values(source, target, "target", self.source)
@@ -317,11 +320,21 @@ class TabularDataModule(ArrayDataModule):
         for code, split in enumerate(SPLITS):
             labels[_file_rows(splits[split], no_target)] = code
         del y
-        layout = _Layout(self, source, target, candidates)
-        start = 0
-        for group, rows in enumerate(source.group_rows):
-            layout.add(group, start, labels[start : start + rows])
-            start += rows
+        ranks = _ranks_before_setup()
+        starts = np.cumsum([0, *source.group_rows])
+        mine = range(ranks.rank, len(source.groups), ranks.world_size)
+        parts = [
+            _group_layout(
+                self,
+                source.select([g]),
+                (target, candidates),
+                g,
+                int(starts[g]),
+                labels[starts[g] : starts[g + 1]],
+            )
+            for g in mine
+        ]
+        layout = _merge_layouts(self, [p for rank in ranks.gather(parts) for p in rank], candidates)
         self._labels = labels
         numeric, categorical = layout.kinds
         return TabularArrays(
@@ -336,7 +349,13 @@ class TabularDataModule(ArrayDataModule):
             },
             tuple(c for c in numeric if c in layout.indicators),
             allow_missing=self.missing == "impute",
-            roles=tuple(r.to_dict() for r in layout.roles()),
+            roles=tuple(r.to_dict() for r in self._layout_roles(layout, target)),
+        )
+
+    def _layout_roles(self, layout: _GroupLayout, target: str) -> list[ColumnRole]:
+        vocabulary = {c: sorted(v) for c, v in layout.vocabulary.items()}
+        return self._roles(
+            layout.facts, target, layout.kinds, vocabulary, None, sorted(layout.indicators)
         )
 
     def _load_share(self, ranks: Ranks, with_statistics: bool) -> None:
@@ -505,56 +524,98 @@ def _statistics(
     return TrainingStatistics(fill, shift, scale, torch.as_tensor(target, dtype=torch.float32))
 
 
-class _Layout:
-    """The pass over the row groups that decides the layout (see
-    :meth:`TabularDataModule._sharded_layout`), one row group at a time."""
+@dataclasses.dataclass
+class _GroupLayout:
+    """What one row group says about the layout (see
+    :meth:`TabularDataModule._sharded_layout`); ``error``: the first bad input in it."""
 
-    def __init__(
-        self, module: TabularDataModule, source: ParquetSource, target: str, candidates: list[str]
-    ) -> None:
-        self.module, self.source, self.target, self.candidates = module, source, target, candidates
-        self.kinds: tuple[list[str], list[str]] | None = None
-        self.vocabulary: dict[str, set[str]] = {}
-        self.indicators: set[str] = set()
-        self.facts: dict[str, tuple[str, int]] = {}
+    group: int
+    start: int
+    kinds: tuple[list[str], list[str]] | None = None
+    vocabulary: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+    indicators: set[str] = dataclasses.field(default_factory=set)
+    facts: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
+    error: str | None = None
 
-    def add(self, group: int, start: int, labels: np.ndarray) -> None:
-        frame = self.source.select([group])
-        module = self.module
-        kinds = module._kinds(frame, self.target, self.candidates)
-        if self.kinds is None:
-            self.kinds = kinds
-        elif kinds != self.kinds:
-            changed = next(c for c in self.candidates if (c in kinds[0]) != (c in self.kinds[0]))
-            was, now = ("numeric", "categorical")[:: 1 if changed in self.kinds[0] else -1]
-            raise ValueError(
-                f"column {changed!r} of {module.source} is {was} in row group 0 and {now} in "
-                f"row group {group} (rows from {start}): list it in --data.categorical (or "
-                "--data.ignore), so that every row group gives it the same role"
-            )
+
+def _group_layout(
+    module: TabularDataModule,
+    frame: ParquetSource,
+    columns: tuple[str, list[str]],
+    group: int,
+    start: int,
+    labels: np.ndarray,
+) -> _GroupLayout:
+    """The layout of one row group (``frame``: a view of it): its roles, the vocabularies
+    and gaps of its training rows, its missing cells; a bad cell ends it with an error."""
+    target, candidates = columns
+    layout = _GroupLayout(group, start)
+    try:
+        layout.kinds = module._kinds(frame, target, candidates)
         used, train = labels >= 0, labels == 0
-        numeric, categorical = self.kinds
+        numeric, categorical = layout.kinds
         for name in numeric:
             values = numeric_values(frame, name, "feature", module.source)
-            check_finite(
-                values[used], [name], "feature", allow_nan=module.missing == "impute", offset=start
-            )
+            allow_nan = module.missing == "impute"
+            check_finite(values[used], [name], "feature", allow_nan=allow_nan, offset=start)
             if np.isnan(values[train]).any():
-                self.indicators.add(name)
+                layout.indicators.add(name)
         for name in categorical:
-            if module.missing == "error" and frame[name][used].isna().any():
-                rows = np.flatnonzero(frame[name][used].isna().to_numpy())
+            missing = frame[name][used].isna().to_numpy()
+            if module.missing == "error" and missing.any():
+                rows = np.flatnonzero(missing)
                 raise ValueError(missing_message("feature", name, rows.size, start + rows[0]))
-            self.vocabulary.setdefault(name, set()).update(fit_vocabulary(frame[name][train]))
-        for name, (dtype, missing) in _column_facts(frame, self.target, frame.columns).items():
-            first_dtype, counted = self.facts.get(name, (dtype, 0))
-            self.facts[name] = (first_dtype, counted + missing)
+            layout.vocabulary[name] = set(fit_vocabulary(frame[name][train]))
+        layout.facts = _column_facts(frame, target, list(frame.columns))
+    except ValueError as err:
+        layout.error = str(err)
+    return layout
 
-    def roles(self) -> list[ColumnRole]:
-        vocabulary = {c: sorted(v) for c, v in self.vocabulary.items()}
-        return self.module._roles(
-            self.facts, self.target, self.kinds, vocabulary, None, sorted(self.indicators)
-        )
+
+def _merge_layouts(
+    module: TabularDataModule, parts: list[_GroupLayout], candidates: list[str]
+) -> _GroupLayout:
+    """The row groups' layouts in group order, as one: the first error in group order (as
+    one process reading the groups in order would meet it), roles that must agree,
+    vocabularies and indicators joined, missing cells summed."""
+    merged = _GroupLayout(-1, 0)
+    for part in sorted(parts, key=lambda p: p.group):
+        if merged.kinds is not None and part.kinds is not None and part.kinds != merged.kinds:
+            changed = next(c for c in candidates if (c in part.kinds[0]) != (c in merged.kinds[0]))
+            was, now = ("numeric", "categorical")[:: 1 if changed in merged.kinds[0] else -1]
+            raise ValueError(
+                f"column {changed!r} of {module.source} is {was} in row group 0 and {now} in "
+                f"row group {part.group} (rows from {part.start}): list it in "
+                "--data.categorical (or --data.ignore), so that every row group gives it "
+                "the same role"
+            )
+        if part.error is not None:
+            raise ValueError(part.error)
+        merged.kinds = merged.kinds or part.kinds
+        for name, categories in part.vocabulary.items():
+            merged.vocabulary.setdefault(name, set()).update(categories)
+        merged.indicators |= part.indicators
+        for name, (dtype, missing) in part.facts.items():
+            first_dtype, counted = merged.facts.get(name, (dtype, 0))
+            merged.facts[name] = (first_dtype, counted + missing)
+    return merged
+
+
+def _ranks_before_setup() -> Ranks:
+    """The processes as they are while the model is built: where a launcher started them
+    all at once (torchrun), their process group, formed here if need be (Lightning then
+    uses it); otherwise one process alone (Lightning's own launcher starts the others only
+    after the model is built)."""
+    distributed = torch.distributed
+    if not distributed.is_available():
+        return Ranks()
+    if not distributed.is_initialized():
+        if not distributed.is_torchelastic_launched():
+            return Ranks()
+        if torch.cuda.is_available():  # as Lightning will: one GPU per local rank
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        distributed.init_process_group()
+    return Ranks(distributed.get_rank(), distributed.get_world_size())
 
 
 def _column_facts(
