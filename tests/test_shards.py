@@ -254,3 +254,15 @@ def test_softzoo_fit_and_test_on_two_processes_with_row_group_shards(tmp_path, l
     test = softzoo("test", *args, "--ckpt_path", str(tmp_path / "ckpt/last.ckpt"))
     assert test.returncode == 0, test.stderr[-3000:]
     assert "test_nll" in test.stdout
+
+
+def test_outside_a_trainer_one_process_reads_every_row_group(tmp_path) -> None:
+    frame = _table(tmp_path / "t")
+    frame.to_parquet(tmp_path / "whole.parquet", index=False)
+    sharded = TabularDataModule(path=str(tmp_path / "t"), target="y", shard_row_groups=True)
+    whole = TabularDataModule(path=str(tmp_path / "whole.parquet"), target="y")
+    for split in ("train", "val", "test"):  # e.g. softzoo report, or a script
+        x, y = sharded.tensors(split)
+        expected_x, expected_y = whole.tensors(split)
+        assert torch.equal(x.nan_to_num(7.5), expected_x.nan_to_num(7.5))
+        assert torch.equal(y, expected_y)

@@ -231,9 +231,10 @@ class ArrayDataModule(pl.LightningDataModule):
 
     @cached_property
     def split_indices(self) -> dict[str, np.ndarray]:
-        n = len(self.arrays.target)
-        if self.arrays.splits is not None:
-            return {s: np.asarray(self.arrays.splits.get(s, []), dtype=np.int64) for s in SPLITS}
+        arrays = self._rows
+        n = len(arrays.target)
+        if arrays.splits is not None:
+            return {s: np.asarray(arrays.splits.get(s, []), dtype=np.int64) for s in SPLITS}
         return fraction_splits(n, self.val_fraction, self.test_fraction, self.seed)
 
     def tensors(self, split: str) -> tuple[Tensor, Tensor]:
@@ -249,12 +250,17 @@ class ArrayDataModule(pl.LightningDataModule):
     def features_tensor(self) -> Tensor:
         """Every row's features as one float32 tensor, sharing the arrays' memory where they
         are float32 already; :attr:`split_indices` picks a split's rows."""
-        return torch.as_tensor(self.arrays.features, dtype=torch.float32)
+        return torch.as_tensor(self._rows.features, dtype=torch.float32)
 
     @cached_property
     def target_tensor(self) -> Tensor:
         """Every row's target as one float32 tensor."""
-        return torch.as_tensor(self.arrays.target, dtype=torch.float32)
+        return torch.as_tensor(self._rows.target, dtype=torch.float32)
+
+    @property
+    def _rows(self) -> TabularArrays:
+        """The arrays with their rows (where a process holds a share, once it has read it)."""
+        return self.arrays
 
     def _loader(self, split: str, **options) -> InMemoryBatchLoader:
         """A loader over one split's rows of the arrays, gathered a step at a time."""

@@ -393,6 +393,7 @@ class TabularDataModule(ArrayDataModule):
             if with_statistics
             else None,
             train_rows=min(ranks.gather(len(splits["train"]))),
+            ranks=(ranks.rank, ranks.world_size),
         )
         self.__dict__["arrays"] = dataclasses.replace(layout, features=x, target=y, splits=splits)
         for cached in ("split_indices", "features_tensor", "target_tensor"):
@@ -401,6 +402,13 @@ class TabularDataModule(ArrayDataModule):
     @property
     def sharded(self) -> bool:
         return self.shard_row_groups
+
+    @property
+    def _rows(self) -> TabularArrays:
+        if self.shard_row_groups and self._rank_share is None:
+            # used outside a Trainer (a report, a script): one process reads every row group
+            self._load_share(Ranks(), with_statistics=False)
+        return self.arrays
 
     @property
     def training_statistics(self) -> TrainingStatistics | None:
@@ -462,10 +470,14 @@ class TabularDataModule(ArrayDataModule):
 
     # ---- showing the roles, predicting on a raw file ---------------------------------
     def setup(self, stage: str) -> None:
-        if self.shard_row_groups and self._rank_share is None:
+        if self.shard_row_groups:
             trainer = self.trainer
             ranks = Ranks(trainer.global_rank, trainer.world_size) if trainer else Ranks()
-            self._load_share(ranks, with_statistics=stage == "fit")
+            held = self._rank_share
+            if held is None or held.ranks != (ranks.rank, ranks.world_size) or (
+                stage == "fit" and held.statistics is None
+            ):
+                self._load_share(ranks, with_statistics=stage == "fit")
         if stage == "fit" and (not self.trainer or self.trainer.is_global_zero):
             print(f"softzoo: the columns of {self.source}:", file=sys.stderr)
             print(roles_table([ColumnRole(**r) for r in self.arrays.roles]), file=sys.stderr)
@@ -498,6 +510,7 @@ def _names_parquet(path: str | None) -> bool:
 class _RankShare:
     statistics: TrainingStatistics | None
     train_rows: int  # the fewest training rows of any process: every one takes as many steps
+    ranks: tuple[int, int]  # (rank, world_size) it was read for
 
 
 def _statistics(
