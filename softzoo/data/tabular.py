@@ -474,8 +474,10 @@ class TabularDataModule(ArrayDataModule):
             trainer = self.trainer
             ranks = Ranks(trainer.global_rank, trainer.world_size) if trainer else Ranks()
             held = self._rank_share
-            if held is None or held.ranks != (ranks.rank, ranks.world_size) or (
-                stage == "fit" and held.statistics is None
+            if (
+                held is None
+                or held.ranks != (ranks.rank, ranks.world_size)
+                or (stage == "fit" and held.statistics is None)
             ):
                 self._load_share(ranks, with_statistics=stage == "fit")
         if stage == "fit" and (not self.trainer or self.trainer.is_global_zero):
