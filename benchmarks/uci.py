@@ -43,6 +43,7 @@ import torch
 from _results import host_info, write_results
 
 from softzoo.data import InMemoryBatchLoader, UCISplitDataModule, uci_splits
+from softzoo.families import Mixture, get_family
 from softzoo.models import SoftRegressor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -283,7 +284,7 @@ def _validation_loss(model: SoftRegressor, x: torch.Tensor, y: torch.Tensor) -> 
 
 def _gaussian_scores(loc: torch.Tensor, scale: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """NLL, RMSE and PICP90 of a mixture of K Gaussians (K = 1 for single models);
-    loc/scale have shape (K, n). Mixture quantiles by bisection on the mixture CDF."""
+    loc/scale have shape (K, n). Mixture quantiles: softzoo's (bisection on its CDF)."""
     loc, scale, y = loc.double(), scale.double(), y.double()
     k = loc.shape[0]
     log_pdf = -0.5 * ((y - loc) / scale) ** 2 - torch.log(scale) - 0.5 * math.log(2 * math.pi)
@@ -293,19 +294,10 @@ def _gaussian_scores(loc: torch.Tensor, scale: torch.Tensor, y: torch.Tensor) ->
     if k == 1:
         lower, upper = loc[0] - Z90 * scale[0], loc[0] + Z90 * scale[0]
     else:
-        lower, upper = (_mixture_quantile(loc, scale, q) for q in (0.05, 0.95))
+        mixture = Mixture(get_family("gaussian"), k)
+        lower, upper = (mixture.quantile((loc.T, scale.T), q) for q in (0.05, 0.95))
     picp = ((y >= lower) & (y <= upper)).double().mean()
     return {"nll": float(nll), "rmse": float(rmse), "picp90": float(picp)}
-
-
-def _mixture_quantile(loc: torch.Tensor, scale: torch.Tensor, q: float) -> torch.Tensor:
-    lo = (loc - 10 * scale).min(dim=0).values
-    hi = (loc + 10 * scale).max(dim=0).values
-    for _ in range(80):
-        mid = (lo + hi) / 2
-        below = (0.5 * torch.special.erfc(-(mid - loc) / (scale * math.sqrt(2)))).mean(dim=0) < q
-        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-    return (lo + hi) / 2
 
 
 def _predict(model: SoftRegressor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,8 +10,10 @@ model imputes them) unless the model was trained with missing='error'; categoric
 are text, empty for a missing one, and a category the model never saw gets its "unseen"
 code. Header names follow softzoo's rule: a UTF-8 byte-order mark is dropped, spaces
 around names are stripped, an empty or repeated name is an error. OUT.csv has one row per
-input row and one column per graph output: the distribution's parameters, the predictive
-mean and, for Gaussian and log-normal models, the central interval ends.
+input row: the distribution's parameters (an ensemble's per member), the predictive mean
+and, for every probabilistic family, the central interval ends (from the graph where the
+family's interval is closed-form, else computed here in numpy; calibrated where the
+model is).
 
 Before use, the file can be verified: ``--sha256`` against a published checksum, or
 ``--manifest export/manifest.json`` against the zoo manifest's entry for the file.
@@ -80,8 +82,14 @@ class InputError(ValueError):
     """Bad input, reported as one line."""
 
 
+def _require_model_file(model: str | Path) -> None:
+    if not Path(model).is_file():
+        raise InputError(f"model file {str(model)!r} does not exist")
+
+
 def verify(model: str | Path, sha256: str) -> None:
     """Raise ``InputError`` unless the file's full sha256 equals ``sha256``."""
+    _require_model_file(model)
     digest = hashlib.sha256()
     with open(model, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -237,6 +245,8 @@ def _betacf(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
             d = 1.0 / np.where(np.abs(d) < 1e-300, 1e-300, d)
             c = 1.0 + aa / np.where(np.abs(c) < 1e-300, 1e-300, c)
             h = h * d * c
+        if np.all(np.abs(d * c - 1.0) < 1e-15):  # every fraction has converged
+            break
     return h
 
 
@@ -254,6 +264,12 @@ def _betainc(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def family_cdf(family: str, params: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
     """F(y) of one softzoo family in numpy (params broadcast against y)."""
+    # the series are evaluated on both sides of np.where: the side not taken may divide by 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _family_cdf(family, params, y)
+
+
+def _family_cdf(family: str, params: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     y = np.asarray(y, np.float64)
     if family == "gaussian":
@@ -313,6 +329,8 @@ def mixture_quantile(family: str, params: dict[str, np.ndarray], q: float) -> np
     for _ in range(200):
         if discrete and np.all(hi - lo <= 1):
             break
+        if not discrete and np.all(hi - lo <= 1e-15 * np.maximum(np.abs(lo), np.abs(hi))):
+            break  # the bracket is as narrow as float64 allows
         mid = np.floor((lo + hi) / 2) if discrete else (lo + hi) / 2
         below = cdf(mid) < q
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
@@ -325,8 +343,7 @@ class Predictor:
     family's parameters, else one clear error."""
 
     def __init__(self, model: str | Path, threads: int = 1) -> None:
-        if not Path(model).is_file():
-            raise InputError(f"model file {str(model)!r} does not exist")
+        _require_model_file(model)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -374,7 +391,7 @@ class Predictor:
         if names != self.feature_names or len(set(names)) != len(names):
             problems.append(f"input_columns {names} do not match feature_names")
         graph = {i.name: i.shape[-1] for i in self.session.get_inputs()}
-        expected = {c["name"]: "batch" for c in self.columns if c["role"] == "categorical"}
+        expected = {_input(c): "batch" for c in self.columns if c["role"] == "categorical"}
         if self.numeric_names:
             expected = {"features": len(self.numeric_names), **expected}
         if graph != expected:
@@ -446,7 +463,7 @@ class Predictor:
                     "" if v is None else _category(str(v), column.get("source_dtype", "text"))
                     for v in table[column["name"]]
                 ]
-                feeds[column["name"]] = np.array(values, dtype=object)
+                feeds[_input(column)] = np.array(values, dtype=object)
         return feeds
 
     def _numbers(self, values: Sequence, name: str) -> np.ndarray:
@@ -460,6 +477,11 @@ class Predictor:
                 )
             out[row] = number
         return out
+
+
+def _input(column: dict) -> str:
+    """The graph input of a categorical column (its name, unless the metadata says)."""
+    return str(column.get("input", column["name"]))
 
 
 def _number(value: object, name: str, row: int) -> float:
@@ -498,6 +520,16 @@ def read_table(path: str | Path, names: list[str]) -> dict[str, list[str]]:
     if not Path(path).is_file():
         raise InputError(f"input file {str(path)!r} does not exist")
     source = repr(str(path))
+    try:
+        return _read_columns(path, names, source)
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"input file {source} is not UTF-8 text (byte {err.start}: "
+            f"{err.object[err.start : err.start + 1]!r}): save it as UTF-8 (Excel: CSV UTF-8)"
+        ) from None
+
+
+def _read_columns(path: str | Path, names: list[str], source: str) -> dict[str, list[str]]:
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -524,9 +556,34 @@ def read_table(path: str | Path, names: list[str]) -> dict[str, list[str]]:
                 raise InputError(
                     f"{source} line {line}: {len(record)} cells for {len(header)} columns"
                 )
+            if any(cell.strip() for cell in record[len(header) :]):
+                raise InputError(_extra_cells_message(source, line, len(record), len(header)))
             for name, position in zip(names, positions, strict=True):
                 columns[name].append(record[position])
+    if names and not columns[names[0]]:
+        raise InputError(f"input file {source} has a header but no data rows")
     return columns
+
+
+def _extra_cells_message(source: str, line: int, cells: int, columns: int) -> str:
+    """The error for a row with more cells than the header (softzoo.data's rule too)."""
+    return (
+        f"{source} line {line}: {cells} cells for {columns} columns, and the extra cells are "
+        "not empty: the rows start with row names (as R's write.table writes them) or "
+        "the header lacks a name; write the file without row names (row.names = FALSE), "
+        "or name every column in the header"
+    )
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def _check_output(output: Path, inputs: dict[str, str]) -> None:
@@ -602,14 +659,12 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--sha256", help="verify the model file against this checksum first")
     check.add_argument("--manifest", help="verify the model file against this manifest.json")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=65536)
+    parser.add_argument("--batch", type=_positive_int, default=65536, help="rows per run (>= 1)")
     args = parser.parse_args(argv)
     try:
         output = Path(args.output)
         _check_output(output, {"model file": args.model, "input file": args.input})
         if args.sha256 or args.manifest:
-            if not Path(args.model).is_file():
-                raise InputError(f"model file {args.model!r} does not exist")
             verify(args.model, args.sha256 or _manifest_sha256(args.model, args.manifest))
         predictor = Predictor(args.model, args.threads)
         table = read_table(args.input, predictor.feature_names)

@@ -34,7 +34,10 @@ LIGHTNING_COMMANDS = {
 #: name → ("module:function", help). A handler takes argv and returns an exit status.
 COMMANDS: dict[str, tuple[str, str]] = {
     **{name: ("softzoo.cli:run_lightning", text) for name, text in LIGHTNING_COMMANDS.items()},
-    "export": ("softzoo.onnx.cli:export_main", "export a checkpoint or zoo model to ONNX"),
+    "export": (
+        "softzoo.onnx.cli:export_main",
+        "export a checkpoint to ONNX (the zoo's own are in export/)",
+    ),
     "parity": ("softzoo.onnx.cli:parity_main", "certify an ONNX file against its PyTorch module"),
     "zoo": ("softzoo.zoo.cli:zoo_main", "list the pretrained models, show a model card"),
     "reproduce": (
@@ -126,6 +129,8 @@ def _resolve_checkpoint(trainer: Any, subcommand: str, ckpt_path: str | None) ->
     that softzoo can check it before Lightning reads it."""
     from lightning.pytorch.trainer.states import TrainerFn
 
+    from softzoo._lightning import resolve_checkpoint_path
+
     if ckpt_path == "registry" or str(ckpt_path).startswith("registry:"):
         raise ValueError(
             "--ckpt_path registry: softzoo does not load checkpoints from a model registry; "
@@ -138,9 +143,7 @@ def _resolve_checkpoint(trainer: Any, subcommand: str, ckpt_path: str | None) ->
     state_fn = {"fit": TrainerFn.FITTING, "validate": TrainerFn.VALIDATING}.get(
         subcommand, TrainerFn.TESTING if subcommand == "test" else TrainerFn.PREDICTING
     )
-    resolved = trainer._checkpoint_connector._parse_ckpt_path(
-        state_fn, ckpt_path, model_provided=True, model_connected=True
-    )
+    resolved = resolve_checkpoint_path(trainer, state_fn, ckpt_path)
     if ckpt_path == "last" and resolved is None:
         raise ValueError(
             "--ckpt_path last: no last.ckpt in the checkpoint directory to resume from; give a "
@@ -200,19 +203,21 @@ def _model_config(
 
 def _cli_class() -> type:
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+    from lightning.pytorch.cli import LightningArgumentParser
 
+    from softzoo._lightning import CheckpointAwareCLI
     from softzoo.callbacks import (
         AtomicCheckpointIO,
         PredictionCSVWriter,
         RunConfigSaver,
         RunLock,
+        check_checkpoint_folder,
         default_progress_bar,
     )
     from softzoo.data import ArrayDataModule
     from softzoo.models import SoftRegressor, check_architecture, check_checkpoint
 
-    class SoftzooCLI(LightningCLI):
+    class SoftzooCLI(CheckpointAwareCLI):
         """LightningCLI with the data module's shape linked into the model, every checkpoint
         checked before Lightning reads it, and run files kept beside the run."""
 
@@ -244,7 +249,7 @@ def _cli_class() -> type:
             for source, target in _LINKED.items():
                 parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
 
-        def _parse_ckpt_path(self) -> None:
+        def check_checkpoint_options(self) -> None:
             # Lightning's version unpickles nothing, but it lets the checkpoint silently
             # override options the user gave and gives a traceback for a bad file.
             subcommand = self.config.get("subcommand")
@@ -257,12 +262,12 @@ def _cli_class() -> type:
             if path is None or path in _SPECIAL_CHECKPOINTS:
                 return  # resolved from the Trainer, and checked, in _check_ckpt_path
             checkpoint = check_checkpoint(path)
-            defaults = self._parser(subcommand).get_defaults()["model"]
+            defaults = self.subcommand_parser(subcommand).get_defaults()["model"]
             model = _model_config(checkpoint, dict(config["model"]), dict(defaults), path)
             self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
         def instantiate_trainer(self, **kwargs: object) -> object:
-            trainer_config = self._get(self.config_init, "trainer")
+            trainer_config = self.config_section(self.config_init, "trainer")
             if trainer_config.get("logger") in (None, True):
                 kwargs["logger"] = default_loggers(trainer_config.get("default_root_dir"))
             if not trainer_config.get("plugins"):
@@ -299,6 +304,8 @@ def _cli_class() -> type:
 
         def before_fit(self) -> None:
             self._check_ckpt_path()
+            resuming = self.config_init["fit"].get("ckpt_path") is not None
+            check_checkpoint_folder(self.trainer, resuming)
             _check_manual_optimization(self.trainer)
             name = self.config["fit"].get("init_from")
             if name:
@@ -326,8 +333,8 @@ def _cli_class() -> type:
 _LIGHTNING_NOTICES = (
     # run_cli passes args on purpose, also from scripts that have their own sys.argv.
     "LightningCLI's args parameter is intended",
-    # softzoo logs per epoch, and its Lightning steps each carry 16 batches: the advice to
-    # lower log_every_n_steps for short epochs does not apply.
+    # softzoo logs per epoch, and its Lightning steps each carry up to BATCHES_PER_STEP (64)
+    # batches: the advice to lower log_every_n_steps for short epochs does not apply.
     "The number of training batches .* logging interval",
     # PredictionCSVWriter relies on the predict loader's fixed order, not on batch indices.
     "Couldn't infer the batch indices",

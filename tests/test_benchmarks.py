@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 from conftest import ROOT
-from scipy import stats
+from scipy import optimize, stats
 
 
 def _load(name: str):
@@ -35,9 +35,12 @@ def test_uci_mixture_quantiles_and_nll() -> None:
     uci = _load("uci")
     loc = torch.tensor([[-2.0], [2.0]], dtype=torch.float64)
     scale = torch.ones(2, 1, dtype=torch.float64)
-    q95 = uci._mixture_quantile(loc, scale, 0.95).item()
-    mixture_cdf = 0.5 * (stats.norm.cdf(q95, -2, 1) + stats.norm.cdf(q95, 2, 1))
-    assert mixture_cdf == pytest.approx(0.95, abs=1e-9)
+    q95 = optimize.brentq(
+        lambda q: 0.5 * (stats.norm.cdf(q, -2, 1) + stats.norm.cdf(q, 2, 1)) - 0.95, 0, 9
+    )
+    edge = [float(q) for q in (q95 - 1e-3, q95 + 1e-3)]
+    inside = uci._gaussian_scores(loc, scale, torch.tensor(edge, dtype=torch.float64))
+    assert inside["picp90"] == 0.5  # y just below the upper end is covered, just above not
     nll = uci._gaussian_scores(loc, scale, torch.tensor([0.0]))["nll"]
     assert nll == pytest.approx(-math.log(stats.norm.pdf(0, 2, 1)), rel=1e-9)
 

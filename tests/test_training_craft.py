@@ -2,7 +2,6 @@
 by its defining property."""
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ from lightning.pytorch.callbacks import Callback
 
 from softzoo.data import SyntheticDataModule
 from softzoo.families import get_family, list_families
-from softzoo.models import SoftRegressor
+from softzoo.models import SoftRegressor, craft
 
 
 # ---- β-NLL --------------------------------------------------------------------------
@@ -108,6 +107,11 @@ def test_warmup_fraction_is_a_share_of_max_epochs() -> None:
         ({"warmup_epochs": 2, "warmup_fraction": 0.1}, None, "not both"),
         ({"warmup_epochs": 3}, {"max_epochs": 3}, "warmup_epochs=3 covers all 3 epochs"),
         (
+            {"warmup_epochs": 1},
+            {"max_epochs": 5, "max_steps": 1},
+            r"max_steps=1 ends the run within the warm-up \(1 epoch\(s\) of 1 steps",
+        ),
+        (
             {"warmup_fraction": 0.1},
             {"max_epochs": -1, "max_steps": 5},
             "warmup_fraction=0.1 is a share of the Trainer's max_epochs, which is not set",
@@ -123,12 +127,11 @@ def test_bad_warmup_settings(options, trainer, message) -> None:
 @pytest.mark.parametrize(("family", "fails"), [("poisson", False), ("gamma", True)])
 def test_a_warmup_as_long_as_the_run_is_fine_when_only_the_mean_is_fitted(family, fails) -> None:
     model = SoftRegressor(2, family=family, hidden=[4], warmup_epochs=5)
-    model._trainer = SimpleNamespace(max_epochs=5)  # the check reads only max_epochs
     if fails:
         with pytest.raises(ValueError, match="concentration would never train"):
-            model._check_warmup()
+            craft.check_warmup(model.family, model.warmup_length, 5)
     else:
-        model._check_warmup()
+        craft.check_warmup(model.family, model.warmup_length, 5)
 
 
 def test_warmup_loss_is_the_likelihood_with_the_scale_at_the_marginal() -> None:

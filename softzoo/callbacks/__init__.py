@@ -6,7 +6,7 @@ from softzoo.callbacks.dead_units import DeadUnitMonitor, activation_slope
 from softzoo.callbacks.early_stopping import EarlyStopping
 from softzoo.callbacks.prediction_writer import PredictionCSVWriter
 from softzoo.callbacks.progress import PlainProgressBar, default_progress_bar
-from softzoo.callbacks.run_files import RunConfigSaver, RunLock
+from softzoo.callbacks.run_files import RunConfigSaver, RunLock, check_checkpoint_folder
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -18,5 +18,6 @@ __all__ = [
     "RunConfigSaver",
     "RunLock",
     "activation_slope",
+    "check_checkpoint_folder",
     "default_progress_bar",
 ]

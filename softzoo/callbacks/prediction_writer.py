@@ -43,7 +43,8 @@ class PredictionCSVWriter(BasePredictionWriter):
         for key in batches[0]:
             values = torch.cat([b[key] for b in batches]).double().cpu().numpy()
             if values.ndim == 2:  # an ensemble's member parameters: one column per member
-                columns |= {f"{key}_{m}": values[:, m] for m in range(values.shape[1])}
+                name = key.removeprefix("member_")
+                columns |= {f"{name}_{m}": values[:, m] for m in range(values.shape[1])}
             else:
                 columns[key] = values
         frame = pd.DataFrame(columns)

@@ -17,7 +17,7 @@ from lightning.pytorch.cli import SaveConfigCallback
 from softzoo import __version__
 from softzoo._io import atomic_write
 
-__all__ = ["CONFIG_HEADER", "LOCK_NAME", "RunConfigSaver", "RunLock"]
+__all__ = ["CONFIG_HEADER", "LOCK_NAME", "RunConfigSaver", "RunLock", "check_checkpoint_folder"]
 
 #: First line of every config file softzoo saves; a file without it is never overwritten.
 CONFIG_HEADER = f"# softzoo {__version__}: the resolved config of a run (rewritten by softzoo)"
@@ -37,6 +37,36 @@ def _checkpoint_dir(trainer: pl.Trainer) -> Path | None:
     if trainer.loggers:
         return Path(trainer.log_dir) / "checkpoints"
     return Path(trainer.default_root_dir) / "checkpoints"
+
+
+def check_checkpoint_folder(trainer: pl.Trainer, resuming: bool) -> None:
+    """Before a fit: its checkpoint folder must be a folder (or not exist yet), and, unless
+    the run resumes, hold no checkpoint of an earlier run: a second model's ``best-v1.ckpt``
+    beside the first one's ``best.ckpt`` and ``last.ckpt``, under the second one's
+    ``config.yaml``, would describe two models as one."""
+    folder = _checkpoint_dir(trainer)
+    if folder is None or not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ValueError(
+            f"the checkpoint folder {str(folder)!r} is a file: give --checkpoint.dirpath a "
+            "folder (new, or one of a run to resume)"
+        )
+    if (folder / "config.yaml").is_dir():
+        raise ValueError(
+            f"{str(folder / 'config.yaml')!r} is a folder, where the run's config file goes: "
+            "move it, or give the run another --checkpoint.dirpath"
+        )
+    lock = folder / LOCK_NAME
+    if lock.exists():
+        RunLock.refuse_a_live_holder(lock)  # a run in progress: say so, not "earlier run"
+    earlier = sorted(p.name for p in folder.glob("*.ckpt"))
+    if earlier and not resuming:
+        raise ValueError(
+            f"the checkpoint folder {str(folder)!r} holds an earlier run's checkpoints "
+            f"({', '.join(earlier[:4])}{', ...' if len(earlier) > 4 else ''}): give this run a "
+            "new --checkpoint.dirpath, or resume that run with --ckpt_path last"
+        )
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -119,14 +149,16 @@ class RunLock(Callback):
         self.path = path
 
     @staticmethod
-    def _take_over_stale(path: Path, owner: dict[str, Any]) -> None:
+    def refuse_a_live_holder(path: Path) -> dict[str, Any]:
+        """The holder of the lock at ``path``; an error where it is another process that
+        still runs (or one on another host, whose liveness cannot be known)."""
         try:
             holder = json.loads(path.read_text())
         except (OSError, ValueError):
             holder = {}
-        same_host = holder.get("host") == owner["host"]
+        same_host = holder.get("host") == socket.gethostname()
         pid = int(holder.get("pid", 0))
-        if not same_host or (pid != owner["pid"] and _alive(pid)):
+        if not same_host or (pid != os.getpid() and _alive(pid)):
             raise ValueError(
                 f"checkpoint directory {str(path.parent)!r} is in use by another softzoo fit "
                 f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, lock file "
@@ -134,6 +166,11 @@ class RunLock(Callback):
                 "give this run another --checkpoint.dirpath, or delete the lock file if that "
                 "run has ended"
             )
+        return holder
+
+    @classmethod
+    def _take_over_stale(cls, path: Path, owner: dict[str, Any]) -> None:
+        holder = cls.refuse_a_live_holder(path)
         print(
             f"softzoo: taking over the lock {str(path)!r} of pid {holder.get('pid')}, which has "
             "ended",

@@ -140,6 +140,9 @@ class ArrayDataModule(pl.LightningDataModule):
             ``max_steps`` still count batches; 1 gives one batch per Lightning step.
     """
 
+    #: one training shuffle per ensemble member (an ensemble model sets it in setup)
+    member_shuffles: int = 1
+
     def __init__(
         self,
         batch_size: int = 256,
@@ -164,8 +167,6 @@ class ArrayDataModule(pl.LightningDataModule):
                 "training rows; keep their sum below 1"
             )
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
-        #: one training shuffle per ensemble member (an ensemble model sets it in setup)
-        self.member_shuffles = 1
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
 
     # ---- what subclasses provide ------------------------------------------------------

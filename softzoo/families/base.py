@@ -70,6 +70,10 @@ class Family:
             special function): then exported graphs also output the interval ends.
         mean_params: the parameters that carry the mean: the ones a mean warm-up and
             faithful training fit, the others held at the marginal fit.
+        calibration_map: how conformal calibration maps one model's intervals
+            (docs/calibration.md): "scale" (a factor on the "scale" parameter, scores on y),
+            "log_scale" (the same factor, scores on log y) or "level" (the calibrated
+            central level; every family, and every ensemble, can use it).
     """
 
     name: ClassVar[str]
@@ -80,6 +84,7 @@ class Family:
     loss_options: ClassVar[frozenset[str]] = frozenset()
     closed_form_interval: ClassVar[bool] = False
     mean_params: ClassVar[tuple[str, ...]] = ()
+    calibration_map: ClassVar[str] = "level"
 
     # ---- description -------------------------------------------------------------
     @property

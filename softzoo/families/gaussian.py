@@ -60,6 +60,7 @@ class GaussianFamily(Family):
     """
 
     name = "gaussian"
+    calibration_map = "scale"
     params = (ParamSpec("loc", units="location"), ParamSpec("scale", True, units="scale"))
     support = "real"
     target_scaling = "affine"

@@ -23,6 +23,7 @@ class LogNormalFamily(Family):
     """
 
     name = "lognormal"
+    calibration_map = "log_scale"
     params = (ParamSpec("loc", units="log_location"), ParamSpec("scale", True))
     support = "positive"
     target_scaling = "scale"

@@ -19,6 +19,8 @@ same :class:`~softzoo.families.base.Family` interface as for one model:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from statistics import NormalDist
 from typing import Any
 
@@ -36,6 +38,10 @@ _BISECTION_STEPS = 60
 _GRID_LEVELS = np.array([NormalDist().cdf(z) for z in np.linspace(-4.9, 4.9, 257)])
 #: The count grid of the exact count CRPS stops where every member's mass beyond is < 1e-10.
 _COUNT_TAIL = 1.0 - 1e-10
+#: The most CDF values one CRPS chunk evaluates (float64: 128 MiB): the grid CRPS takes
+#: rows x grid points x members of them, so a 100-member ensemble on thousands of
+#: validation rows is computed a few rows at a time instead of asking for tens of GB.
+_CRPS_BUDGET = 1 << 24
 
 
 class Mixture(Family):
@@ -61,6 +67,7 @@ class Mixture(Family):
         self.probabilistic = base.probabilistic
         self.loss_options = base.loss_options
         self.mean_params = base.mean_params
+        self.calibration_map = "level"  # a mixture has no one scale parameter
 
     def options(self) -> dict[str, Any]:
         return self.base.options()
@@ -130,6 +137,10 @@ class Mixture(Family):
     def _grid_crps(self, params: Params, y: Tensor) -> Tensor:
         """∫ F² below y plus ∫ (1 − F)² above y by the trapezoid rule on a grid of the
         members' quantiles (dense where the mass is, reaching far into heavy tails)."""
+        per_row = (len(_GRID_LEVELS) * self.members + 1) * self.members
+        return _in_row_chunks(self._grid_crps_rows, params, y, per_row)
+
+    def _grid_crps_rows(self, params: Params, y: Tensor) -> Tensor:
         member_params = tuple(p[..., None] for p in params)
         grid = torch.as_tensor(self.base.quantile(member_params, _GRID_LEVELS)).double()
         grid = grid.reshape(len(y), -1)
@@ -145,6 +156,10 @@ class Mixture(Family):
     def _count_crps(self, params: Params, y: Tensor) -> Tensor:
         top = torch.maximum(y, torch.as_tensor(self.quantile(params, _COUNT_TAIL))).max()
         counts = torch.arange(int(top.item()) + 1, dtype=y.dtype, device=y.device)
+        per_row = len(counts) * self.members
+        return _in_row_chunks(partial(self._count_crps_rows, counts), params, y, per_row)
+
+    def _count_crps_rows(self, counts: Tensor, params: Params, y: Tensor) -> Tensor:
         member_params = tuple(p[:, None, :] for p in params)
         big_f = self.base.cdf(member_params, counts[None, :, None]).double().mean(-1)
         step = (counts[None, :] >= y[:, None]).double()
@@ -166,6 +181,21 @@ class Mixture(Family):
 
     def fit_target_scaling(self, y: Tensor) -> tuple[float, float]:
         return self.base.fit_target_scaling(y)
+
+
+def _in_row_chunks(
+    score: Callable[[Params, Tensor], Tensor], params: Params, y: Tensor, per_row: int
+) -> Tensor:
+    """``score(params, y)`` a few rows at a time, each chunk within :data:`_CRPS_BUDGET`
+    values (rows are scored independently, so the result is the same)."""
+    rows = max(1, _CRPS_BUDGET // max(1, per_row))
+    if len(y) <= rows:
+        return score(params, y)
+    parts = [
+        score(tuple(p[i : i + rows] for p in params), y[i : i + rows])
+        for i in range(0, len(y), rows)
+    ]
+    return torch.cat(parts)
 
 
 def _normal_pdf(z: Tensor) -> Tensor:

@@ -34,6 +34,7 @@ class StudentTFamily(Family):
     """
 
     name = "student_t"
+    calibration_map = "scale"
     params = (
         ParamSpec("loc", units="location"),
         ParamSpec("scale", True, units="scale"),

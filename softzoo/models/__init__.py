@@ -6,15 +6,14 @@ Example:
     ('rate',)
 """
 
-from softzoo.models.regressor import (
+from softzoo.models.architecture import (
     ARCHITECTURE_KEYS,
-    SoftRegressor,
     architecture,
     architecture_mismatches,
     check_architecture,
-    check_checkpoint,
-    load_checkpoint,
 )
+from softzoo.models.checkpoints import check_checkpoint, load_checkpoint
+from softzoo.models.regressor import SoftRegressor
 
 __all__ = [
     "ARCHITECTURE_KEYS",

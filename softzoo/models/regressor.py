@@ -3,44 +3,39 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
-import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric
 
+from softzoo._lightning import attached_trainer
 from softzoo.families import Family, Mixture, Params, get_family
 from softzoo.metrics import CRPS, IntervalCoverage, IntervalWidth, NegativeLogLikelihood
+from softzoo.models import calibration as _calibration
+from softzoo.models import craft, steps
+from softzoo.models.calibration import CALIBRATIONS
+from softzoo.models.checkpoints import upgrade_state_dict
+from softzoo.models.data_contract import ModelData, model_data
+from softzoo.models.scaling import DEQUANTIZE, dequantization_step, initial_values
 from softzoo.nn import MLP, ParameterHeads, TabularInput
 
-__all__ = [
-    "ARCHITECTURE_KEYS",
-    "SoftRegressor",
-    "architecture",
-    "architecture_mismatches",
-    "check_architecture",
-    "check_checkpoint",
-    "load_checkpoint",
-]
+__all__ = ["SoftRegressor"]
+
+# Lightning tells whoever overrides transfer_batch_to_device and passes a data module that
+# the module's hook is used: that is what this one is for (steps.move_batch), for every
+# fit, test and predict, so the notice is no news; only that exact notice is silenced.
+warnings.filterwarnings(
+    "ignore", message="You have overridden `transfer_batch_to_device` in `LightningModule` but"
+)
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _SCHEDULERS = (None, "none", "cosine", "plateau")
-#: Families calibrated by a factor on their scale parameter (one model, not an ensemble).
-_LOCATION_SCALE = {"gaussian", "student_t", "lognormal"}
-#: The largest calibrated level (a level of 1 would be an unbounded interval).
-_MAX_LEVEL = 1.0 - 1e-6
-#: "none", or "conformal" (split-conformal on the validation split; docs/calibration.md).
-CALIBRATIONS = ("none", "conformal")
-#: When training targets are dequantized (see ``SoftRegressor``'s ``dequantize``).
-DEQUANTIZE = ("auto", "always", "never")
 
 
 class SoftRegressor(pl.LightningModule):
@@ -228,12 +223,12 @@ class SoftRegressor(pl.LightningModule):
         self.register_buffer("target_resolution", torch.tensor(0.0))
         self._dequantizing = False
         self._direct_steps = False  # set when fitting starts: see _step_functions
-        self._compiled: dict[str, _Compiled] = {}  # while fitting with compile=True
+        self._compiled: dict[str, steps.CompiledOrEager] = {}  # while fitting with compile=True
         self.register_buffer("y_shift", torch.tensor(0.0))
         self.register_buffer("y_scale", torch.tensor(1.0))
         self.register_buffer("scaling_fitted", torch.tensor(False))
         self.example_input_array = torch.zeros(2, in_features)
-        self.register_load_state_dict_pre_hook(_upgrade_state_dict)
+        self.register_load_state_dict_pre_hook(upgrade_state_dict)
         self.train_loss = MeanMetric()
         self.eval_metrics = nn.ModuleDict({s: self._make_metrics() for s in ("val", "test")})
 
@@ -268,12 +263,7 @@ class SoftRegressor(pl.LightningModule):
         """None (no calibration), "scale" (a factor on the scale parameter: one Gaussian,
         Student-t or log-normal model) or "level" (the central level whose interval reaches
         the nominal coverage: the other families and every ensemble)."""
-        if self.hparams.get("calibration", "none") == "none":
-            return None
-        location_scale = self.family.name in _LOCATION_SCALE and not isinstance(
-            self.family, Mixture
-        )
-        return "scale" if location_scale else "level"
+        return _calibration.method(self.hparams.get("calibration", "none"), self.family)
 
     @property
     def effective_level(self) -> float:
@@ -286,44 +276,24 @@ class SoftRegressor(pl.LightningModule):
     def _calibrate(self, params: Params) -> Params:
         if self.calibration_method != "scale":
             return params
-        i = self.param_names.index("scale")
-        return tuple(p * self.calibration_scale if k == i else p for k, p in enumerate(params))
+        return _calibration.apply_map(self.family, params, self.calibration_scale)
 
     @torch.no_grad()
     def fit_calibration(self, x: Tensor, y: Tensor) -> None:
-        """Split-conformal calibration on held-out rows (x, y): with k = ⌈(n + 1)·L⌉ for the
-        nominal level L, the k-th smallest conformity score becomes the map, so that on new
-        exchangeable rows the interval covers with probability ≥ L. Scores: |y − centre| /
-        half-width of the raw L-interval ("scale", on log y for the log-normal), or
-        |2·U − 1| with U the PIT (randomised between F(y−1) and F(y) for counts) ("level")."""
-        level, n = float(self.hparams.interval_level), len(y)
-        k = math.ceil((n + 1) * level)
-        if k > n:
-            needed = next(m for m in itertools.count(1) if math.ceil((m + 1) * level) <= m)
-            raise ValueError(
-                f"conformal calibration at level {level:g} needs at least {needed} validation "
-                f"rows, the validation split has {n}"
-            )
+        """Split-conformal calibration on held-out rows (x, y): on new exchangeable rows the
+        ``interval_level`` interval then covers with probability >= that level
+        (:func:`softzoo.models.calibration.fit_map`)."""
+        how = self.calibration_method
         params = self._in_chunks(self.uncalibrated, x)
-        if self.calibration_method == "scale":
-            lower, upper = self.family.interval(params, level)
-            if self.family.name == "lognormal":
-                lower, upper, y = torch.log(lower), torch.log(upper), torch.log(y)
-            scores = (y - (lower + upper) / 2).abs() / ((upper - lower) / 2)
-            self.calibration_scale.fill_(float(torch.sort(scores.double()).values[k - 1]))
-        else:
-            below, above = self.family.pit_bounds(params, y)
-            generator = torch.Generator().manual_seed(0)
-            u = below + (above - below) * torch.rand(len(y), generator=generator).to(y)
-            scores = torch.sort((2 * u - 1).abs().double()).values
-            self.calibration_level.fill_(min(float(scores[k - 1]), _MAX_LEVEL))
+        value = _calibration.fit_map(how, self.family, params, y, self.hparams.interval_level)
+        (self.calibration_scale if how == "scale" else self.calibration_level).fill_(value)
 
     def _in_chunks(self, compute: Any, x: Tensor, rows: int = 4096) -> Params:
         parts = [compute(x[i : i + rows]) for i in range(0, len(x), rows)]
         return tuple(torch.cat(p) for p in zip(*parts, strict=True))
 
     def on_validation_epoch_end(self) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
+        datamodule = self._datamodule()
         if self.calibration_method is None or datamodule is None:
             return
         # every rank fits the same map from the whole validation split: no communication
@@ -373,66 +343,33 @@ class SoftRegressor(pl.LightningModule):
         shift, scale = self.family.fit_target_scaling(y64)
         self.y_shift.fill_(shift)
         self.y_scale.fill_(scale)
-        initial = self._initial_values((y64 - shift) / scale, y64)
+        hp = self.hparams
+        initial = initial_values(
+            self.family, (y64 - shift) / scale, y64, float(hp.floor), hp.target_name
+        )
         self.heads.set_initial_values(initial)
         self.marginal.copy_(torch.tensor([initial.get(n, math.nan) for n in self.param_names]))
-        self.target_resolution.fill_(self._dequantization_step(y64) / scale)
+        step = dequantization_step(self.family, hp.get("dequantize", "never"), y64)
+        self.target_resolution.fill_(step / scale)
         self._dequantizing = bool(self.target_resolution > 0)
         self.scaling_fitted.fill_(True)
 
-    def _dequantization_step(self, y: Tensor) -> float:
-        """The rounding step of a training target recorded on a coarse grid (the smallest
-        gap between its distinct values), or 0 where it is not dequantised: ``never``; a
-        discrete or point family; under ``auto``, a target with more than sqrt(rows)
-        distinct values (then every value has few rows, and no region of inputs can pin
-        sigma to one value). Under ``always`` every continuous target is."""
-        mode = self.hparams.get("dequantize", "never")
-        if mode == "never" or self.family.discrete or not self.family.probabilistic:
-            return 0.0
-        values = torch.unique(y)
-        if len(values) < 2 or (mode == "auto" and len(values) > math.sqrt(len(y))):
-            return 0.0
-        step = float(torch.diff(values).min())
-        if self.family.support == "positive" and float(values[0]) - step / 2 <= 0:
-            if mode == "always":
-                raise ValueError(
-                    f"dequantize='always' would spread the smallest training target "
-                    f"{float(values[0]):g} over +-{step / 2:g} (its rounding step {step:g}) down "
-                    f"to 0 or below, where family {self.family.name!r} has no density: use "
-                    "dequantize='never', or a family on the real line"
-                )
-            return 0.0
-        rank_zero_info(
-            f"dequantizing the training target: {len(values)} distinct values in {len(y)} "
-            f"rows, rounding step {step:g} (each training step adds uniform noise of that "
-            "width to the targets; --model.dequantize never turns it off)"
-        )
-        return step
-
-    def _initial_values(self, scaled: Tensor, y: Tensor) -> dict[str, float]:
-        """The family's marginal fit, or one clear error where a positive parameter cannot
-        start above its floor: a constant target has no spread to fit."""
-        try:
-            values = self.family.initial_values(scaled)
-        except ZeroDivisionError:
-            values = {}
-        floor = float(self.hparams.floor)
-        for spec in self.family.params:
-            value = values.get(spec.name, math.nan)
-            if spec.positive and not (math.isfinite(value) and value > spec.lower + floor):
-                raise ValueError(_flat_target_message(self, spec.name, value, y))
-        return values
+    def _datamodule(self) -> ModelData | None:
+        """The softzoo data module of the Trainer this model is attached to, or None."""
+        trainer = attached_trainer(self)
+        return None if trainer is None else model_data(getattr(trainer, "datamodule", None))
 
     def setup(self, stage: str) -> None:
-        if self._trainer is not None and str(self.trainer.precision).startswith("64"):
+        trainer = attached_trainer(self)
+        if trainer is not None and str(trainer.precision).startswith("64"):
             raise ValueError(
                 f"precision {self.trainer.precision!r} is not supported: softzoo trains, "
                 "tests and exports in float32 (its heads are float32 by design); use "
                 "32-true, or bf16-mixed / 16-mixed"
             )
-        if stage == "fit" and self._trainer is not None:
-            self._check_warmup()
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if stage == "fit" and trainer is not None:
+            craft.check_warmup(self.family, self.warmup_length, trainer.max_epochs)
+        datamodule = self._datamodule()
         if datamodule is None:
             if not bool(self.scaling_fitted):
                 raise ValueError(
@@ -466,7 +403,7 @@ class SoftRegressor(pl.LightningModule):
             datamodule.member_shuffles = self.hparams.ensemble_size
 
     @torch.no_grad()
-    def _fit_scaling_on(self, datamodule: Any) -> None:
+    def _fit_scaling_on(self, datamodule: ModelData) -> None:
         """Fit the scaling on a data module's training rows, or take the statistics it
         reduced across processes where each holds only its share."""
         statistics = datamodule.training_statistics
@@ -478,10 +415,10 @@ class SoftRegressor(pl.LightningModule):
         self.inputs.set_statistics(statistics.fill, statistics.shift, statistics.scale)
         self._fit_target(statistics.target)
 
-    def _check_encoding(self, datamodule: Any) -> None:
-        """The data module must encode categories and flag gaps as this model was built
-        for: another vocabulary would silently map codes to other categories."""
-        data_categories = getattr(datamodule, "categories", {}) or {}
+    def _check_encoding(self, datamodule: ModelData) -> None:
+        """The data module must encode categories as this model was built for: another
+        vocabulary would silently map codes to other categories."""
+        data_categories = datamodule.categories
         if data_categories and data_categories != self.categories:
             raise ValueError(
                 "the data module's category vocabularies differ from the model's (another "
@@ -517,7 +454,7 @@ class SoftRegressor(pl.LightningModule):
         (``batches_per_step`` of the data module)."""
         optimizer = self.optimizers()
         scheduler = self.lr_schedulers() if self.hparams.scheduler == "cosine" else None
-        backward, step = self._step_functions(optimizer)
+        backward, step = steps.step_functions(self, optimizer, self._direct_steps)
         max_steps, epoch, clip = (
             self.trainer.max_steps,
             self.current_epoch,
@@ -548,11 +485,14 @@ class SoftRegressor(pl.LightningModule):
             self.train_loss.update(mean, weight=sum(rows))
 
     def on_train_start(self) -> None:
-        self._direct_steps = _lightning_step_hooks_unused(self.trainer, self)
+        trainer = self.trainer
+        batches = getattr(trainer.train_dataloader, "num_batches", None)
+        craft.check_warmup_steps(self.family, self.warmup_length, trainer.max_steps, batches)
+        self._direct_steps = steps.direct_steps_possible(trainer, self)
         if self.hparams.get("compile", False):
             self._compiled = {
-                "training loss": _Compiled(self._craft_loss, "the training loss"),
-                "evaluation": _Compiled(self.scaled_params, "the evaluation forward"),
+                "training loss": steps.CompiledOrEager(self._craft_loss, "the training loss"),
+                "evaluation": steps.CompiledOrEager(self.scaled_params, "the evaluation forward"),
             }
 
     def on_train_end(self) -> None:
@@ -561,58 +501,21 @@ class SoftRegressor(pl.LightningModule):
     def transfer_batch_to_device(
         self, batch: Any, device: torch.device, dataloader_idx: int
     ) -> Any:
-        """softzoo's batches, ``(x, y)`` or a list of them, moved tensor by tensor (as
-        Lightning would, non-blocking off the CPU): Lightning's generic walk over
-        collections cost a tenth of a small training step on CPU. Anything else goes
-        to Lightning's."""
-        options = {} if device.type in ("cpu", "mps") else {"non_blocking": True}
-        if _is_pair(batch):
-            return tuple(t.to(device, **options) for t in batch)
-        if isinstance(batch, list) and batch and all(_is_pair(b) for b in batch):
-            return [tuple(t.to(device, **options) for t in b) for b in batch]
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
-    def _step_functions(self, optimizer: Any) -> tuple[Any, Any]:
-        """Lightning's ``manual_backward`` and ``optimizer.step``, or, where nothing they
-        add is in use (see :func:`_lightning_step_hooks_unused`), ``loss.backward()`` and
-        the torch optimizer's step with the Trainer's step count kept: their hooks cost
-        about 0.2 ms a step, an eighth of a step of a 64-64 network at batch 256 on CPU."""
-        if not self._direct_steps:
-            return self.manual_backward, optimizer.step
-        inner = optimizer.optimizer
-
-        def step() -> None:
-            optimizer._on_before_step()  # the manual loop's step count (global_step)
-            inner.step()
-            optimizer._on_after_step()
-
-        return Tensor.backward, step
+        """softzoo's batches moved tensor by tensor (:func:`softzoo.models.steps.move_batch`);
+        anything else goes to Lightning's."""
+        moved = steps.move_batch(batch, device)
+        if moved is None:
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        return moved
 
     # ---- training craft: mean warm-up, faithful training --------------------------------
     @property
     def warmup_length(self) -> int:
         """The mean warm-up's epochs: ``warmup_epochs``, or ``warmup_fraction`` of the
         Trainer's ``max_epochs`` (rounded down) once the model is attached to one."""
-        fraction = self.hparams.get("warmup_fraction", 0.0)
-        if not fraction:
-            return self.hparams.get("warmup_epochs", 0)
-        max_epochs = self.trainer.max_epochs if self._trainer is not None else None
-        if max_epochs is None or max_epochs < 0:
-            raise ValueError(
-                f"warmup_fraction={fraction} is a share of the Trainer's max_epochs, which is "
-                "not set: set trainer.max_epochs, or give warmup_epochs instead"
-            )
-        return int(fraction * max_epochs)
-
-    def _check_warmup(self) -> None:
-        held = [n for n in self.param_names if n not in self.family.mean_params]
-        length, max_epochs = self.warmup_length, self.trainer.max_epochs
-        if held and length and max_epochs is not None and 0 <= max_epochs <= length:
-            raise ValueError(
-                f"warmup_epochs={length} covers all {max_epochs} epochs of the run: "
-                f"{', '.join(held)} would never train; give fewer warm-up epochs than "
-                "max_epochs, or warmup_fraction (a share of them)"
-            )
+        trainer = attached_trainer(self)
+        max_epochs = None if trainer is None else trainer.max_epochs
+        return craft.warmup_length(self.hparams, max_epochs, trainer is not None)
 
     def warming_up(self, epoch: int) -> bool:
         """Whether ``epoch`` (0-based) is one of the mean warm-up's."""
@@ -628,18 +531,7 @@ class SoftRegressor(pl.LightningModule):
         gets the gradient it would get alone, so that Adam's (coupled) weight decay and
         its eps weigh on it as on a single model (under the members' mean, weight decay
         weighed N times as much on each member)."""
-        if self._dequantizing:
-            target = target + (torch.rand_like(target) - 0.5) * self.target_resolution
-        warming = self.warming_up(epoch)
-        if (warming or self.hparams.get("faithful", False)) and torch.isnan(self.marginal).any():
-            raise ValueError(
-                "warmup_epochs and faithful hold parameters at the marginal fit of the "
-                "target, which this model (saved by an older softzoo) does not have: call "
-                "model.fit_scaling(x_train, y_train) first, or train without them"
-            )
-        members = self.hparams.ensemble_size
-        loss = self._compiled.get("training loss", self._craft_loss)(x, target, warming)
-        return loss * members if members > 1 else loss
+        return craft.training_loss(self, x, target, self.warming_up(epoch))
 
     def validation_loss(self, scaled: Params, target: Tensor) -> Tensor:
         """The per-row ``val_loss`` (scaled units), what early stopping and the best
@@ -659,27 +551,11 @@ class SoftRegressor(pl.LightningModule):
         return self.family.loss(scaled, target)
 
     def _craft_loss(self, x: Tensor, target: Tensor, warming: bool) -> Tensor:
-        hidden = self.body(self.inputs(x))
-        params = self.heads(hidden)
-        if warming:
-            return self.family.loss(self._held(params), target)
-        if not self.hparams.get("faithful", False):
-            return self.family.loss(params, target)
-        means = set(self.family.mean_params)
-        detached = self.heads(hidden.detach())
-        others = tuple(
-            p.detach() if name in means else d
-            for name, p, d in zip(self.param_names, params, detached, strict=True)
-        )
-        return self.family.loss(self._held(params), target) + self.family.loss(others, target)
+        return craft.craft_loss(self, x, target, warming)
 
     def _held(self, params: Params) -> Params:
         """The parameters, with those that do not carry the mean at the marginal fit."""
-        means = set(self.family.mean_params)
-        return tuple(
-            p if name in means else self.marginal[i].to(p.dtype).expand_as(p)
-            for i, (name, p) in enumerate(zip(self.param_names, params, strict=True))
-        )
+        return craft.held(self.family, self.marginal, params)
 
     @contextlib.contextmanager
     def holding_heads(self, epoch: int) -> Iterator[None]:
@@ -694,19 +570,8 @@ class SoftRegressor(pl.LightningModule):
             with model.holding_heads(epoch):
                 optimizer.step()
         """
-        if not self.warming_up(epoch):
+        with craft.holding_heads(self.family, self.heads.linear, self.warming_up(epoch)):
             yield
-            return
-        rows = [i for i, n in enumerate(self.param_names) if n not in self.family.mean_params]
-        linear = self.heads.linear
-        saved = (
-            linear.weight[..., rows, :].detach().clone(),
-            linear.bias[..., rows].detach().clone(),
-        )
-        yield
-        with torch.no_grad():
-            linear.weight[..., rows, :] = saved[0]
-            linear.bias[..., rows] = saved[1]
 
     def on_train_epoch_end(self) -> None:
         self.log("train_loss", self.train_loss, on_epoch=True, prog_bar=True)
@@ -774,12 +639,17 @@ class SoftRegressor(pl.LightningModule):
                 metric.update(params, y)
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
-        """Parameters, mean and (probabilistic families) the central interval; the
+        """Parameters (an ensemble's per member, as ``member_<name>``), mean (and an
+        ensemble's variance) and, for probabilistic families, the central interval; the
         target too when the batch has one."""
         params = self(batch[0])
-        out = dict(zip(self.param_names, params, strict=True))
+        mixture = isinstance(self.family, Mixture)
+        # an ensemble's member parameters (batch, members) are "member_<name>", as in its
+        # ONNX graph: the negative binomial's "mean" parameter then keeps its columns
+        names = [f"member_{n}" if mixture else n for n in self.param_names]
+        out = dict(zip(names, params, strict=True))
         out["mean"] = self.family.mean(params)
-        if isinstance(self.family, Mixture):
+        if mixture:
             out["variance"] = self.family.variance(params)
         if self.family.probabilistic:
             tag = f"{round(self.hparams.interval_level * 100):d}"
@@ -800,7 +670,7 @@ class SoftRegressor(pl.LightningModule):
         # (it unscales them inside its step): clipping under AMP takes the plain kernel
         clips_under_amp = (
             hp.gradient_clip_val is not None
-            and self._trainer is not None
+            and attached_trainer(self) is not None
             and isinstance(self.trainer.precision_plugin, MixedPrecision)
         )
         fused = all(p.device.type in ("cpu", "cuda") for p in params) and not clips_under_amp
@@ -851,229 +721,5 @@ def _tabular_input(
     return TabularInput(n_numeric, sizes, [numeric.index(c) for c in indicators], members)
 
 
-#: State-dict keys of softzoo 0.1.0 models (the feature scaling lived on the model).
-_RENAMED = {"x_shift": "inputs.shift", "x_scale": "inputs.scale"}
-
-
-def _upgrade_state_dict(module: nn.Module, state: dict, prefix: str, *args: Any) -> None:
-    """Load a 0.1.0 checkpoint or weights file: rename its scaling buffers; its model had
-    no missing values, so the median fill only needs a value (the mean)."""
-    for old, new in _RENAMED.items():
-        if prefix + old in state and prefix + new not in state:
-            state[prefix + new] = state.pop(prefix + old)
-    if prefix + "inputs.shift" in state and prefix + "inputs.fill" not in state:
-        state[prefix + "inputs.fill"] = state[prefix + "inputs.shift"].clone()
-        state.setdefault(prefix + "inputs.indicators", torch.zeros(0, dtype=torch.long))
-    for name in ("calibration_scale", "calibration_level", "marginal", "target_resolution"):
-        state.setdefault(prefix + name, getattr(module, name).clone())  # older models
-    module._dequantizing = bool(state[prefix + "target_resolution"] > 0)
-
-
-class _Compiled:
-    """``torch.compile(fn)``; if its first call fails, one line says why and ``fn`` runs
-    eagerly from then on."""
-
-    def __init__(self, fn: Any, what: str) -> None:
-        self.fn, self.what, self.compiled, self.tried = fn, what, torch.compile(fn), False
-
-    def __call__(self, *args: Any) -> Any:
-        if self.compiled is None:
-            return self.fn(*args)
-        if self.tried:
-            return self.compiled(*args)
-        self.tried = True
-        try:
-            return self.compiled(*args)
-        except Exception as error:  # any failure to compile falls back to eager
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            rank_zero_info(
-                f"softzoo: torch.compile does not work here for {self.what} "
-                f"({type(error).__name__}: {reason[:200]}); running it eagerly"
-            )
-            self.compiled = None
-            return self.fn(*args)
-
-
-def _is_pair(batch: Any) -> bool:
-    return (
-        isinstance(batch, (list, tuple))
-        and len(batch) == 2
-        and all(isinstance(t, Tensor) for t in batch)
-    )
-
-
-#: The hooks Lightning runs around a manual backward pass and optimiser step.
-_STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
-
-
-def _lightning_step_hooks_unused(trainer: pl.Trainer, module: pl.LightningModule) -> bool:
-    """Whether ``manual_backward`` and ``LightningOptimizer.step`` would do nothing but
-    ``loss.backward()`` and ``optimizer.step()``: full 32-bit precision (no scaler, no
-    autocast), one device (no gradient sync), no profiler, and neither the module nor any
-    callback with a hook around the backward pass or the step."""
-    from lightning.pytorch.plugins.precision import Precision
-    from lightning.pytorch.profilers import PassThroughProfiler
-    from lightning.pytorch.strategies import SingleDeviceStrategy
-
-    def overrides(obj: Any, base: type) -> bool:
-        return any(getattr(type(obj), hook) is not getattr(base, hook) for hook in _STEP_HOOKS)
-
-    return (
-        type(trainer.precision_plugin) is Precision
-        and type(trainer.strategy) is SingleDeviceStrategy
-        and isinstance(trainer.profiler, PassThroughProfiler)
-        and type(module).backward is pl.LightningModule.backward
-        and not overrides(module, pl.LightningModule)
-        and not any(overrides(callback, pl.Callback) for callback in trainer.callbacks)
-    )
-
-
 def _kind(family: Family) -> str:
     return "discrete" if family.discrete else "a point predictor"
-
-
-def _flat_target_message(model: SoftRegressor, param: str, value: float, y: Tensor) -> str:
-    name, family = model.hparams.target_name, model.family.name
-    low, high = float(y.min()), float(y.max())
-    if low == high:
-        return (
-            f"the training target {name!r} is constant (every row is {low:g}): family "
-            f"{family!r} cannot fit a spread to it (its {param!r} has nothing to start from); "
-            "check the target column, or use family 'positive' for a point prediction"
-        )
-    return (
-        f"the training target {name!r} varies too little for family {family!r} (from {low:.10g} "
-        f"to {high:.10g}): its {param!r} would start at {value:.3g}, not above the floor "
-        f"{model.hparams.floor:g}; check or rescale the target, or lower --model.floor"
-    )
-
-
-#: The constructor arguments that define the function a trained SoftRegressor computes:
-#: its graph and what its weights mean. Weights and checkpoints refuse a model that differs
-#: in any of them. ``dropout`` counts only as present or absent (dropout layers change the
-#: layout of the weights; their rate does not). The other arguments (optimiser, lr,
-#: schedule, interval level, target name, and family options that only change the loss,
-#: such as ``beta_nll``) may change when fine-tuning or testing.
-ARCHITECTURE_KEYS = (
-    "in_features",
-    "feature_names",
-    "hidden",
-    "activation",
-    "softplus_beta",
-    "softplus_threshold",
-    "norm",
-    "dropout",
-    "family",
-    "family_options",
-    "floor",
-    "categories",
-    "missing_indicators",
-    "ensemble_size",
-    "calibration",
-)
-
-
-def _constructor_defaults() -> dict[str, Any]:
-    parameters = inspect.signature(SoftRegressor.__init__).parameters.values()
-    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
-
-
-def architecture(hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """The :data:`ARCHITECTURE_KEYS` settings of a model's hyper-parameters, normalised so
-    that equal functions compare equal: defaults filled in, one activation per layer,
-    default feature names spelt out, only the family options that define the distribution,
-    softplus settings only where a layer is softplus.
-
-    Example:
-        >>> architecture({"in_features": 2, "hidden": [4, 4]})["activation"]
-        ['softplus', 'softplus']
-    """
-    hp = {**_constructor_defaults(), **dict(hparams)}
-    hidden = [int(h) for h in hp["hidden"]]
-    activation = hp["activation"]
-    layers = [activation] * len(hidden) if isinstance(activation, str) else list(activation)
-    family = get_family(hp["family"], **(hp["family_options"] or {}))
-    uses_softplus = "softplus" in layers
-    n = int(hp["in_features"])
-    return {
-        "in_features": n,
-        "feature_names": list(hp["feature_names"] or [f"x{i}" for i in range(n)]),
-        "hidden": hidden,
-        "activation": layers,
-        "softplus_beta": float(hp["softplus_beta"]) if uses_softplus else None,
-        "softplus_threshold": float(hp["softplus_threshold"]) if uses_softplus else None,
-        "norm": hp["norm"],
-        "dropout": float(hp["dropout"]),
-        "family": family.name,
-        "family_options": family.defining_options(),
-        "floor": float(hp["floor"]),
-        "categories": {k: list(v) for k, v in (hp["categories"] or {}).items()},
-        "missing_indicators": list(hp["missing_indicators"] or []),
-        "ensemble_size": int(hp["ensemble_size"]),
-        "calibration": str(hp["calibration"]),
-    }
-
-
-def architecture_mismatches(trained: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
-    """One ``"key: trained X, requested Y"`` line per architecture setting that differs."""
-    a, b = architecture(trained), architecture(requested)
-    return [
-        f"{k}: trained {a[k]!r}, requested {b[k]!r}" for k in ARCHITECTURE_KEYS if _differs(k, a, b)
-    ]
-
-
-def _differs(key: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    if key.startswith("softplus_") and None in (a[key], b[key]):
-        return False  # one side has no softplus layer: its activation already differs
-    if key == "dropout":
-        return (a[key] > 0) != (b[key] > 0)
-    return a[key] != b[key]
-
-
-def check_architecture(
-    trained: Mapping[str, Any], requested: Mapping[str, Any], source: str
-) -> None:
-    """Raise one ``ValueError`` naming every architecture setting in which the model that
-    ``source`` (weights, a checkpoint) was trained for differs from the requested one."""
-    mismatches = architecture_mismatches(trained, requested)
-    if mismatches:
-        raise ValueError(
-            f"{source} was trained for a different model ({'; '.join(mismatches)}): use the "
-            "data and options it was trained with, or train a new model"
-        )
-
-
-def check_checkpoint(path: str | Path) -> dict:
-    """Read a Lightning checkpoint with ``weights_only=True`` (no pickled code runs) and
-    return it, or raise one clear ``ValueError``: missing file, not a checkpoint, or a
-    checkpoint of another kind of model."""
-    if not str(path).strip():
-        raise ValueError("the checkpoint path is empty: give the path of a checkpoint file (.ckpt)")
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # torch raises several types for files that are no checkpoint
-        raise ValueError(f"{str(path)!r} is not a PyTorch Lightning checkpoint file") from None
-    hparams = content.get("hyper_parameters", {}) if isinstance(content, dict) else {}
-    if not {"in_features", "family"} <= set(hparams) or "state_dict" not in content:
-        raise ValueError(
-            f"{str(path)!r} is a checkpoint of a different model, not a softzoo SoftRegressor "
-            "(its hyper-parameters lack in_features and family)"
-        )
-    return content
-
-
-def load_checkpoint(path: str | Path) -> SoftRegressor:
-    """A SoftRegressor from a Lightning checkpoint (see :func:`check_checkpoint`), in eval
-    mode on the CPU."""
-    content = check_checkpoint(path)
-    hparams = content["hyper_parameters"]
-    accepted = inspect.signature(SoftRegressor.__init__).parameters
-    model = SoftRegressor(**{k: v for k, v in hparams.items() if k in accepted})
-    try:
-        model.load_state_dict(content["state_dict"])
-    except RuntimeError as err:
-        raise ValueError(f"{str(path)!r} does not match its own hyper-parameters: {err}") from None
-    return model.eval()
