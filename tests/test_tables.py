@@ -209,8 +209,8 @@ def test_split_column(tmp_path) -> None:
     frame.loc[3, "part"] = "holdout"
     with pytest.raises(
         ValueError,
-        match=r"must hold train, val or test in every row; found "
-        r"\['holdout'\] \(first at row 3\)",
+        match=r"must hold train, val or test in every row; found 1 other value\(s\): "
+        r"'holdout' \(first at row 3\)",
     ):
         _ = TabularDataModule(
             path=str(_table(tmp_path, frame)), target="y", split_column="part"

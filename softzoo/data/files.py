@@ -4,9 +4,11 @@ Parquet files (one, or a directory of them) a column or a row group at a time.""
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["PARQUET_SUFFIXES", "ParquetSource", "header_names", "is_parquet", "read_table"]
@@ -95,6 +97,17 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def _table_files(folder: Path) -> list[Path]:
+    """The Parquet files of a directory that make its table, by name: hidden and
+    underscore files (``.x.parquet``, ``_SUCCESS``, ``_metadata``: Spark's and pyarrow's
+    bookkeeping) are not part of it, as pyarrow.dataset and Spark read it."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in PARQUET_SUFFIXES and not p.name.startswith((".", "_"))
+    )
+
+
 def is_parquet(path: Path) -> bool:
     """Whether ``path`` is a Parquet file or a directory (read as one table of its Parquet
     files)."""
@@ -119,20 +132,19 @@ class ParquetSource:
         import pyarrow.parquet as pq
 
         self.source = repr(str(path))
-        files = (
-            sorted(p for p in path.iterdir() if p.suffix.lower() in PARQUET_SUFFIXES)
-            if path.is_dir()
-            else [path]
-        )
+        files = _table_files(path) if path.is_dir() else [path]
         if not files:
             raise ValueError(
                 f"directory {self.source} holds no Parquet files (names ending in "
                 f"{' or '.join(PARQUET_SUFFIXES)})"
             )
-        try:
-            self._files = [pq.ParquetFile(f) for f in files]
-        except OSError as err:
-            raise ValueError(f"data file {self.source} could not be parsed: {err}") from None
+        self._files = []
+        for file in files:
+            try:
+                self._files.append(pq.ParquetFile(file))
+            except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+                where = self.source if file == path else f"{file.name!r} in {self.source}"
+                raise ValueError(f"data file {where} could not be parsed: {err}") from None
         raw = [self._raw_names(f) for f in self._files]
         for file, names in zip(files[1:], raw[1:], strict=True):
             if names != raw[0]:
@@ -179,9 +191,29 @@ class ParquetSource:
         return column.reset_index(drop=True).rename(name)
 
 
+#: The name of the column that catches cells beyond the header, to find the first row
+#: with one (never a header name: a header name is stripped text, this starts with a NUL).
+_EXTRA = "\x00extra cells"
+
+
 def _read_csv(path: Path, source: str) -> pd.DataFrame:
     # The header is read as raw text first: pandas would rename a repeated name (a, a.1)
     # and keep the spaces around names.
     header = pd.read_csv(path, header=None, nrows=1, dtype=str, na_filter=False)
     names = header_names(list(header.iloc[0]), source)
-    return pd.read_csv(path, header=0, names=names)
+    # index_col=False: a row's first cell is never taken as its index (pandas would, where
+    # rows have one cell more than the header, and shift every column one to the left);
+    # empty trailing cells (a trailing comma) are dropped, and pandas warns of any other
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(path, header=0, names=names, index_col=False)
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        extra = pd.read_csv(path, header=0, names=[*names, _EXTRA], index_col=False)[_EXTRA]
+        first = int(np.flatnonzero(extra.notna().to_numpy())[0])
+        raise ValueError(
+            f"data file {source} row {first + 1} (after the header) has more cells than "
+            f"the header's {len(names)} columns, and the extra cells are not empty: the rows "
+            "start with row names (as R's write.table writes them) or the header lacks a "
+            "name; write the file without row names (row.names = FALSE), or name every column"
+        )
+    return frame

@@ -183,6 +183,12 @@ class TabularDataModule(ArrayDataModule):
         if self.features is not None:
             features = list(self.features)
             _require_columns(frame, features, "feature", self.source)
+            repeated = sorted({c for c in features if features.count(c) > 1})
+            if repeated:
+                raise ValueError(
+                    f"features names {', '.join(map(repr, repeated))} more than once: list "
+                    "each column once"
+                )
         elif info is not None:
             features = [c for c in info.features if c != target]
         else:
@@ -437,10 +443,13 @@ class TabularDataModule(ArrayDataModule):
         unknown = sorted(set(values.dropna()) - set(SPLITS))
         if values.isna().any() or unknown:
             first = int(np.flatnonzero(values.isna() | ~values.isin(SPLITS))[0])
+            found = unknown + (["(empty)"] if values.isna().any() else [])
+            shown = ", ".join(repr(v) for v in found[:5])
+            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
             raise ValueError(
                 f"split column {column.name!r} in {self.source} must hold train, val or test in "
-                f"every row; found {unknown + (['(empty)'] if values.isna().any() else [])} "
-                f"(first at row {first})"
+                f"every row; found {len(found)} other value(s): {shown}{more} (first at row "
+                f"{first}); is it the split column?"
             )
         splits = {s: np.flatnonzero((values == s).to_numpy()) for s in SPLITS}
         if not len(splits["train"]):
@@ -454,10 +463,17 @@ class TabularDataModule(ArrayDataModule):
     def _read_index_files(self, n_rows: int) -> dict[str, np.ndarray]:
         splits = {s: np.zeros(0, dtype=np.int64) for s in SPLITS}
         for split, file in self.index_files.items():
+            what = f"index file {str(file)!r} for split {split!r}"
+            if not Path(file).is_file():  # a FIFO or a device would block or never end
+                raise ValueError(f"{what} is not a regular file (missing, a folder or a device)")
             try:
                 rows = np.loadtxt(file, dtype=np.int64, ndmin=1)
-            except (OSError, ValueError) as err:
-                raise ValueError(f"index file {file!r} for split {split!r}: {err}") from None
+            except OSError as err:
+                raise ValueError(f"{what} could not be read: {err.strerror}") from None
+            except ValueError:  # numpy's message quotes the file's content: not shown
+                raise ValueError(
+                    f"{what} is not a list of row numbers (one whole number per line)"
+                ) from None
             if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
                 raise ValueError(f"index file {file!r} has rows outside 0..{n_rows - 1}")
             splits[split] = rows
@@ -496,10 +512,21 @@ class TabularDataModule(ArrayDataModule):
         columns += [encode_categories(frame[c], v) for c, v in categories.items()]
         x = np.stack(columns, axis=1)
         if self.missing == "error":
-            self._refuse_missing(x, self.feature_names, len(numeric))
+            _refuse_gaps(x, self.feature_names, len(numeric), source)
         check_finite(x, self.feature_names, "feature", allow_nan=True)
         features = torch.as_tensor(x, dtype=torch.float32)
         return InMemoryBatchLoader(features, batch_size=self.eval_batch_size)
+
+
+def _refuse_gaps(x: np.ndarray, names: list[str], n_numeric: int, source: str) -> None:
+    """Under missing='error', a file to predict on may have no empty numeric cell and no
+    missing category either: the first column with one is an error."""
+    for j, name in enumerate(names):
+        gaps = np.isnan(x[:, j]) if j < n_numeric else x[:, j] == MISSING_CODE
+        if gaps.any():
+            rows = np.flatnonzero(gaps)
+            what = f"feature (in {source})"
+            raise ValueError(missing_message(what, name, rows.size, int(rows[0]) + 1))
 
 
 def _names_parquet(path: str | None) -> bool:

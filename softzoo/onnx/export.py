@@ -22,6 +22,7 @@ from softzoo.onnx.lowering import translation_table
 
 __all__ = [
     "INPUT_NAME",
+    "categorical_inputs",
     "export",
     "input_columns",
     "module_metadata",
@@ -58,6 +59,21 @@ def output_names(module: nn.Module) -> list[str]:
     return names
 
 
+def categorical_inputs(module: nn.Module) -> dict[str, str]:
+    """The graph input of each categorical column: the column's own name, or, where that
+    is a name the graph already has (``features`` or an output such as ``mean``),
+    ``column:NAME`` (metadata ``input_columns`` records it as the column's ``input``)."""
+    taken = {INPUT_NAME, *output_names(module)}
+    names = {}
+    for column in module.categories:
+        name = column
+        while name in taken:
+            name = f"column:{name}"
+        taken.add(name)
+        names[column] = name
+    return names
+
+
 def _shape(module: nn.Module, output: str) -> list[Any]:
     members = output.startswith("member_")
     return ["batch", module.family.members] if members else ["batch"]
@@ -77,6 +93,7 @@ def input_columns(module: nn.Module) -> list[dict[str, Any]]:
     """Every raw input column of the graph: name, role, dtype, graph input, number of
     categories, and how its missing cells are handled."""
     categories = module.categories
+    graph_inputs = categorical_inputs(module)
     roles = {r["name"]: r for r in module.hparams.get("column_roles") or []}
     indicators = set(module.hparams.get("missing_indicators") or [])
     columns = []
@@ -99,7 +116,7 @@ def input_columns(module: nn.Module) -> list[dict[str, Any]]:
                 "name": name,
                 "role": "categorical",
                 "dtype": "string",
-                "input": name,
+                "input": graph_inputs[name],
                 "n_categories": len(vocabulary),
                 "source_dtype": source,
                 "missing": "empty string → missing code; an unseen category → unseen code",
@@ -113,7 +130,8 @@ def _graph_inputs(module: nn.Module) -> list[dict[str, Any]]:
     if module.inputs.n_numeric:
         shape = ["batch", module.inputs.n_numeric]
         inputs.append({"name": INPUT_NAME, "dtype": "float32", "shape": shape})
-    inputs += [{"name": c, "dtype": "string", "shape": ["batch"]} for c in module.categories]
+    strings = categorical_inputs(module).values()
+    inputs += [{"name": c, "dtype": "string", "shape": ["batch"]} for c in strings]
     return inputs
 
 
@@ -216,8 +234,11 @@ class _Deployed(nn.Module):
         return tuple(outputs)
 
 
-#: Name of the exported torch graph's input when a string front is joined in front of it.
-_CODED_INPUT = "coded_features"
+#: Name of the exported torch graph's input when a string front is joined in front of it,
+#: and the prefix of every internal name of the joined graph: no column is named so (a
+#: column name may be any text, and a string input is named after its column).
+_INTERNAL = "softzoo::"
+_CODED_INPUT = f"{_INTERNAL}coded_features"
 
 
 def _category_front(module: nn.Module, opset_version: int, ir_version: int) -> onnx.ModelProto:
@@ -230,11 +251,14 @@ def _category_front(module: nn.Module, opset_version: int, ir_version: int) -> o
         shape = ["batch", module.inputs.n_numeric]
         inputs.append(helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.FLOAT, shape))
         parts.append(INPUT_NAME)
+    graph_inputs = categorical_inputs(module)
+    front, axis_name = f"{_INTERNAL}front/", f"{_INTERNAL}front/axis"
     for j, (name, vocabulary) in enumerate(module.categories.items()):
+        name = graph_inputs[name]
         inputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.STRING, ["batch"]))
         keys = [*vocabulary, ""]
         values = [FIRST_CODE + i for i in range(len(vocabulary))] + [MISSING_CODE]
-        code, number, column = f"front_code_{j}", f"front_float_{j}", f"front_column_{j}"
+        code, number, column = (f"{front}{part}_{j}" for part in ("code", "float", "column"))
         encoder = helper.make_node(
             "LabelEncoder",
             [name],
@@ -247,10 +271,10 @@ def _category_front(module: nn.Module, opset_version: int, ir_version: int) -> o
         nodes += [
             encoder,
             helper.make_node("Cast", [code], [number], to=onnx.TensorProto.FLOAT),
-            helper.make_node("Unsqueeze", [number, "front_axis"], [column]),
+            helper.make_node("Unsqueeze", [number, axis_name], [column]),
         ]
         parts.append(column)
-    axis = helper.make_tensor("front_axis", onnx.TensorProto.INT64, [1], [1])
+    axis = helper.make_tensor(axis_name, onnx.TensorProto.INT64, [1], [1])
     nodes.append(helper.make_node("Concat", parts, [_CODED_INPUT], axis=1))
     output = helper.make_tensor_value_info(
         _CODED_INPUT, onnx.TensorProto.FLOAT, ["batch", module.in_features]
@@ -289,11 +313,6 @@ def export(
         '["loc", "scale"]'
     """
     path = check_writable(path)
-    if INPUT_NAME in module.categories:
-        raise ValueError(
-            f"a categorical column named {INPUT_NAME!r} would clash with the graph's numeric "
-            "input; rename the column"
-        )
     table = translation_table(softplus)
     module = module.eval()
     coded = bool(module.categories)
@@ -314,6 +333,11 @@ def export(
     model = program.model_proto
     _strip_exporter_traces(model)
     if coded:
+        # the torch graph's internal names (nodes, edges, weights: "cat", "mean", ...) get
+        # the internal prefix, so that no column's string input can meet one of them
+        model = onnx.compose.add_prefix(
+            model, f"{_INTERNAL}body/", rename_inputs=False, rename_outputs=False
+        )
         front = _category_front(module, opset_version, model.ir_version)
         model = onnx.compose.merge_models(front, model, io_map=[(_CODED_INPUT, _CODED_INPUT)])
     model.producer_name, model.producer_version = "softzoo", __version__

@@ -29,6 +29,7 @@ from softzoo._codes import FIRST_CODE
 from softzoo.onnx.export import (
     INPUT_NAME,
     _Deployed,
+    categorical_inputs,
     export,
     module_metadata,
     output_names,
@@ -158,8 +159,10 @@ _CHECKED_METADATA = (
     "calibration",
     "mixture",
     "outputs",
+    "missing_policy",
+    "column_roles",
 )
-_PLAIN_TEXT = {"family", "target_name"}
+_PLAIN_TEXT = {"family", "target_name", "missing_policy"}
 
 
 def _parsed(key: str, text: str) -> object:
@@ -350,9 +353,11 @@ def graph_feeds(module: nn.Module, rows: np.ndarray) -> dict[str, np.ndarray]:
     code as "", the unseen code as a string no vocabulary holds)."""
     n = module.inputs.n_numeric
     feeds = {INPUT_NAME: np.ascontiguousarray(rows[:, :n])} if n else {}
+    graph_inputs = categorical_inputs(module)
     for j, (name, vocabulary) in enumerate(module.categories.items()):
         texts = ["", UNSEEN_TEXT, *vocabulary]
-        feeds[name] = np.array([texts[int(c)] for c in rows[:, n + j]], dtype=object)
+        column = [texts[int(c)] for c in rows[:, n + j]]
+        feeds[graph_inputs[name]] = np.array(column, dtype=object)
     return feeds
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from softzoo.data import ArrayDataModule, TabularDataModule, data_module_class
@@ -28,8 +29,37 @@ def data_module_from_config(config: dict[str, Any]) -> ArrayDataModule:
     return cls(**init_args)
 
 
-def _recorded_data(args: argparse.Namespace) -> tuple[ArrayDataModule, str]:
-    """The data module the model was trained with: from the checkpoint or the zoo recipe."""
+#: The arguments of softzoo's data modules that name files to read.
+_FILE_ARGUMENTS = ("path", "predict_path", "index_files", "root")
+
+
+def _recorded_files(config: dict[str, Any]) -> list[str]:
+    args = config.get("init_args", config) or {}
+    files = []
+    for key in _FILE_ARGUMENTS:
+        value = args.get(key)
+        files += [str(v) for v in value.values()] if isinstance(value, dict) else []
+        files += [str(value)] if isinstance(value, (str, bytes)) else []
+    return files
+
+
+def _with_vocabularies(config: dict[str, Any], model: SoftRegressor) -> dict[str, Any]:
+    """The recorded data module's arguments with the model's vocabularies: the table may
+    have gained or renamed a category since, and refitting would shift the codes."""
+    if not model.categories:
+        return config
+    if "init_args" in config:
+        return {
+            **config,
+            "init_args": {**(config["init_args"] or {}), "vocabularies": model.categories},
+        }
+    return {**config, "vocabularies": model.categories}
+
+
+def _recorded_data(args: argparse.Namespace, model: SoftRegressor) -> tuple[ArrayDataModule, str]:
+    """The data module the model was trained with: from the checkpoint or the zoo recipe,
+    encoding categories with the model's vocabularies. A checkpoint's recorded files are
+    named on stderr before they are read."""
     if args.ckpt_path is not None:
         config = check_checkpoint(args.ckpt_path).get("datamodule_hyper_parameters")
         where = f"checkpoint {args.ckpt_path!r}"
@@ -44,7 +74,13 @@ def _recorded_data(args: argparse.Namespace) -> tuple[ArrayDataModule, str]:
             f"{where} does not record the data it was trained on; pass --data FILE "
             "(a CSV/Parquet file with the model's feature and target columns)"
         )
-    return data_module_from_config(config), where
+    files = _recorded_files(config)
+    if args.ckpt_path is not None and files:
+        print(
+            f"softzoo report: reading the files {where} records: {', '.join(files)}",
+            file=sys.stderr,
+        )
+    return data_module_from_config(_with_vocabularies(config, model)), where
 
 
 def _rows(args: argparse.Namespace, model: SoftRegressor) -> tuple[Any, Any, str]:
@@ -59,7 +95,7 @@ def _rows(args: argparse.Namespace, model: SoftRegressor) -> tuple[Any, Any, str
         )
         x, y = data.tensors("train")
         return x, y, f"file `{args.data}`"
-    data, where = _recorded_data(args)
+    data, where = _recorded_data(args, model)
     x, y = data.tensors(args.split)
     if len(y) == 0:
         raise ValueError(
