@@ -200,13 +200,15 @@ def write_metadata(path: str | Path, meta: dict[str, str]) -> None:
 
 
 def _strip_exporter_traces(model: onnx.ModelProto) -> None:
-    """Drop per-node debug metadata (stack traces with local paths), so the file is small
-    and the same module always gives the same bytes."""
+    """Drop the exporter's debug metadata (per-node stack traces with local paths, the
+    traced module's signature), so the file is small and the same module always gives the
+    same bytes."""
     for node in model.graph.node:
         del node.metadata_props[:]
     for function in model.functions:
         for node in function.node:
             del node.metadata_props[:]
+    del model.graph.metadata_props[:]  # torch.export's signature of the traced module
     del model.metadata_props[:]
 
 
