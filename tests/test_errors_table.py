@@ -75,6 +75,10 @@ FILES = {
     "bad.yaml": "model:\n  family: [gaussian\n",
     "unknown.yaml": "model:\n  famly: gaussian\n",
     "in_use/.softzoo-fit.lock": "",
+    "gap.csv": "a,b\n1,2\n,3\n",
+    "rownames.csv": "a,b,y\n" + "".join(f"r{i},{i},{i % 3},{i + 1}\n" for i in range(20)),
+    "blank.csv": "a,z,y\n" + "".join(f"{i},,{i + 1}\n" for i in range(20)),
+    "neg_row.csv": "a,y\n1,\n" + "".join(f"{i},{i - 3}\n" for i in range(1, 40)),
     "foreign/config.yaml": "# my own notes\nmodel:\n  lr: 0.1\n",
 }
 
@@ -237,6 +241,55 @@ CLI_ROWS = {
     "row groups that disagree on a column's role": _csv(
         "roles", "y", "--data.init_args.shard_row_groups", "true"
     ),
+    "a gap in a predict file under missing='error'": [
+        "predict",
+        *_csv("d.csv", "y", "--data.init_args.missing", "error")[1:],
+        "--ckpt_path",
+        "good.ckpt",
+        "--data.init_args.predict_path",
+        "gap.csv",
+    ],
+    "rows with row names (R's write.table)": _csv("rownames.csv"),
+    "a numeric column with no value": _csv("blank.csv"),
+    "a bad target named by its row": _csv("neg_row.csv", "y", "--model.family", "gamma"),
+    "a feature listed twice": _csv("d.csv", "y", "--data.init_args.features", "[a, a]"),
+    "a checkpoint folder of an earlier run": _csv("d.csv", "y", "--checkpoint.dirpath", "earlier"),
+    "a checkpoint folder that is a file": _csv("d.csv", "y", "--checkpoint.dirpath", "d.csv"),
+    "a config.yaml that is a folder": _csv("d.csv", "y", "--checkpoint.dirpath", "cfgdir"),
+    "a checkpoint that names code to import": [
+        "test",
+        *_csv("d.csv")[1:],
+        "--ckpt_path",
+        "evil.ckpt",
+    ],
+    "a checkpoint hyper-parameter of another type": [
+        "test",
+        *_csv("d.csv")[1:],
+        "--ckpt_path",
+        "typed.ckpt",
+    ],
+    "a calibrated model asked for another level": [
+        "test",
+        *_csv("d.csv")[1:],
+        "--ckpt_path",
+        "calibrated.ckpt",
+        "--model.interval_level",
+        "0.5",
+    ],
+    "max_steps ending the run in the warm-up": _csv(
+        "d.csv",
+        "y",
+        "--model.warmup_fraction",
+        "0",
+        "--model.warmup_epochs",
+        "1",
+        "--trainer.max_steps",
+        "1",
+    ),
+    "an index file that is no regular file": _csv(
+        "d.csv", "y", "--data.init_args.index_files", "{train: no_parquet}"
+    ),
+    "a damaged file in a Parquet directory": _csv("damaged"),
 }
 
 
@@ -280,6 +333,18 @@ def make_files(folder: Path) -> None:
         folder / "good.ckpt",
     )
     (folder / "cut.ckpt").write_bytes((folder / "good.ckpt").read_bytes()[:3000])
+    _save_variant(
+        folder / "evil.ckpt", model, {**hparams, "column_roles": [{"class_path": "os.X"}]}
+    )
+    _save_variant(folder / "typed.ckpt", model, {**hparams, "hidden": "64"})
+    calibrated = SoftRegressor(**hparams, calibration="conformal")
+    _save_variant(folder / "calibrated.ckpt", calibrated, dict(calibrated.hparams))
+    (folder / "cfgdir/config.yaml").mkdir(parents=True)
+    (folder / "damaged").mkdir()
+    table.to_parquet(folder / "damaged/1.parquet", index=False)
+    (folder / "damaged/2.parquet").write_text("not parquet")
+    (folder / "earlier").mkdir()
+    shutil.copy(folder / "good.ckpt", folder / "earlier/best.ckpt")
     wide = SoftRegressor(in_features=3, hidden=[64, 64])
     (folder / "wide").mkdir()
     torch.save(
@@ -294,6 +359,17 @@ def make_files(folder: Path) -> None:
 
     (folder / "cut.onnx").write_bytes(export(model, folder / "full.onnx").read_bytes()[:2000])
     export(wide, folder / "wide.onnx")
+
+
+def _save_variant(path: Path, model: SoftRegressor, hparams: dict) -> None:
+    import lightning
+
+    checkpoint = {
+        "state_dict": model.state_dict(),
+        "hyper_parameters": hparams,
+        "pytorch-lightning_version": lightning.__version__,
+    }
+    torch.save(checkpoint, path)
 
 
 @pytest.fixture(scope="module")

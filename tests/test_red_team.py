@@ -408,3 +408,82 @@ def test_a_large_ensembles_crps_is_computed_in_chunks_with_the_same_values(
     monkeypatch.setattr(mixture_module, "_in_row_chunks", counting)
     chunked = family.crps(params, y)
     assert calls and min(calls) > 1 and torch.equal(chunked, whole)
+
+
+# ---- categorical cells: read as text, every reader, whatever the other rows hold --------
+def _coded_frame(n: int = 90) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    codes = np.array(["007", "012", "A13", "B22", "C31"])[np.arange(n) % 5]
+    flag = np.array(["true", "", "false", "True"], dtype=object)[np.arange(n) % 4]
+    size = rng.uniform(0, 2, n)
+    effect = np.select([codes == "007", codes == "012"], [0.0, 1.0], 0.5)
+    return pd.DataFrame({"size": size, "code": codes, "flag": flag, "price": np.exp(size + effect)})
+
+
+def test_a_rows_category_never_depends_on_the_other_rows_of_its_file(tmp_path) -> None:
+    assert _fit(tmp_path, _coded_frame()) == 0
+    model = load_checkpoint(tmp_path / "ck/last.ckpt")
+    assert model.categories["code"] == ["007", "012", "A13", "B22", "C31"]
+    assert model.categories["flag"] == ["False", "True"]  # booleans with gaps: categories
+    roles = {r["name"]: r for r in model.hparams.column_roles}
+    assert roles["flag"]["role"] == "categorical" and roles["flag"]["dtype"] == "bool"
+    rows = _coded_frame(12).drop(columns="price")
+    rows.to_csv(tmp_path / "mixed.csv", index=False)
+    digit = rows["code"].isin(["007", "012"])
+    digits = rows[digit].reset_index(drop=True)
+    digits.to_csv(tmp_path / "digits.csv", index=False)  # only '007' and '012': no text
+    assert _predict(tmp_path, tmp_path / "mixed.csv", output="m.csv")[0] == 0
+    assert _predict(tmp_path, tmp_path / "digits.csv", output="d.csv")[0] == 0
+    mixed = pd.read_csv(tmp_path / "m.csv")[digit].reset_index(drop=True)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "d.csv"), mixed)
+    path = export(model, tmp_path / "m.onnx")
+    for name in ("digits", "mixed"):
+        result = predict_py(path, tmp_path / f"{name}.csv", "-o", tmp_path / f"{name}_py.csv")
+        assert result.returncode == 0, result.stderr
+    got = pd.read_csv(tmp_path / "digits_py.csv")
+    np.testing.assert_allclose(got["mean"], pd.read_csv(tmp_path / "d.csv")["mean"], rtol=1e-5)
+    result = predict_py(path, tmp_path / "t.csv", "-o", tmp_path / "train_py.csv")
+    assert result.returncode == 0, result.stderr  # the training file itself is accepted
+
+
+def test_a_declared_categorical_column_of_digit_codes_keeps_its_text(tmp_path) -> None:
+    frame = _coded_frame()
+    frame = frame[frame["code"].isin(["007", "012"])].reset_index(drop=True)
+    assert _fit(tmp_path, frame, "--data.categorical", "[code]") == 0
+    assert load_checkpoint(tmp_path / "ck/last.ckpt").categories["code"] == ["007", "012"]
+
+
+@pytest.mark.parametrize("shards", [False, True])
+def test_blank_text_cells_are_missing_under_shards_too(tmp_path, shards) -> None:
+    frame = _frame()
+    frame.loc[7, "grade"] = "  "
+    frame.to_parquet(tmp_path / "t.parquet", row_group_size=20, index=False)
+    options = {"path": str(tmp_path / "t.parquet"), "target": "price", "shard_row_groups": shards}
+    data = TabularDataModule(**options)
+    roles = {r["name"]: r for r in data.column_roles}
+    assert roles["grade"]["n_missing"] == 1
+    with pytest.raises(
+        ValueError, match=r"feature 'grade' has 1 missing value\(s\) \(first at row 7\)"
+    ):
+        _ = TabularDataModule(**options, missing="error").arrays
+
+
+def test_a_bad_target_is_named_by_its_row_in_the_file(tmp_path, capsys) -> None:
+    frame = _frame(40)
+    frame["split"] = ["val" if i % 5 == 0 else "train" for i in range(40)]
+    frame.loc[1, "price"] = None  # no target: left out, so indices no longer match rows
+    frame.loc[12, "price"] = -2.0
+    assert _fit(tmp_path, frame, "--data.split_column", "split") == 2
+    err = capsys.readouterr().err
+    assert "(first: -2.0 at row 13 after the header) [gamma]" in err
+
+
+def test_an_empty_numeric_column_is_named(tmp_path, capsys) -> None:
+    frame = _frame().assign(blank=np.nan)
+    assert _fit(tmp_path, frame) == 2
+    assert "numeric column(s) 'blank' have no value in the training rows" in capsys.readouterr().err
+
+
+def test_a_repeated_feature_is_refused_at_fit(tmp_path, capsys) -> None:
+    assert _fit(tmp_path, _frame(), "--data.features", "[size, grade, size]") == 2
+    assert "features lists 'size' more than once" in capsys.readouterr().err

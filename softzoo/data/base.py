@@ -247,6 +247,11 @@ class ArrayDataModule(pl.LightningDataModule):
         """The float32 target of a split (without copying the features)."""
         return self.target_tensor[torch.as_tensor(self.split_indices[split])]
 
+    def file_rows(self, split: str) -> np.ndarray:
+        """Each row of a split as its row in the source table (0-based): the arrays' rows,
+        unless a subclass dropped some while reading (for messages naming a row)."""
+        return self.split_indices[split]
+
     @cached_property
     def features_tensor(self) -> Tensor:
         """Every row's features as one float32 tensor, sharing the arrays' memory where they

@@ -69,9 +69,11 @@ def _check_separator(frame: pd.DataFrame, source: str) -> None:
             )
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
     """Read a CSV (also .csv.gz) or Parquet file with one clear error per failure; column
-    names follow :func:`header_names`."""
+    names follow :func:`header_names`. ``text_columns`` of a CSV are read as the text of
+    their cells (categorical columns: '007' stays '007' whatever the other rows hold);
+    Parquet columns keep their stored types."""
     path = Path(path)
     source = repr(str(path))
     if not path.is_file():
@@ -82,7 +84,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"data file {source}: unsupported type {path.suffix!r}; use .csv or .parquet"
         )
     try:
-        frame = _read_csv(path, source) if reader is pd.read_csv else reader(path)
+        frame = _read_csv(path, source, text_columns) if reader is pd.read_csv else reader(path)
     except pd.errors.EmptyDataError:
         raise ValueError(
             f"data file {source} is empty: it needs a header row and data rows"
@@ -196,7 +198,7 @@ class ParquetSource:
 _EXTRA = "\x00extra cells"
 
 
-def _read_csv(path: Path, source: str) -> pd.DataFrame:
+def _read_csv(path: Path, source: str, text_columns: Sequence[str] = ()) -> pd.DataFrame:
     # The header is read as raw text first: pandas would rename a repeated name (a, a.1)
     # and keep the spaces around names.
     header = pd.read_csv(path, header=None, nrows=1, dtype=str, na_filter=False)
@@ -206,7 +208,8 @@ def _read_csv(path: Path, source: str) -> pd.DataFrame:
     # empty trailing cells (a trailing comma) are dropped, and pandas warns of any other
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
-        frame = pd.read_csv(path, header=0, names=names, index_col=False)
+        text = {c: str for c in text_columns if c in names}
+        frame = pd.read_csv(path, header=0, names=names, index_col=False, dtype=text)
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
         extra = pd.read_csv(path, header=0, names=[*names, _EXTRA], index_col=False)[_EXTRA]
         first = int(np.flatnonzero(extra.notna().to_numpy())[0])

@@ -27,8 +27,10 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from softzoo._codes import FIRST_CODE, MISSING_CODE, UNSEEN_CODE
 
 __all__ = [
+    "TEXT_DTYPES",
     "ColumnRole",
     "category_text",
+    "column_dtype",
     "encode_categories",
     "fit_vocabulary",
     "infer_roles",
@@ -103,10 +105,33 @@ def _is_text(column: pd.Series) -> bool:
     return not (is_numeric_dtype(column) and not is_bool_dtype(column))
 
 
+#: The recorded dtypes whose cells are text as written (no number or boolean rule).
+TEXT_DTYPES = frozenset({"text", "object", "str", "string", "category"})
+
+
+def _all_bools(column: pd.Series) -> bool:
+    """A column of booleans with gaps: pandas reads it as objects True/False/NaN."""
+    if column.dtype != object:
+        return False
+    observed = column.dropna()
+    return bool(len(observed)) and all(isinstance(v, (bool, np.bool_)) for v in observed.unique())
+
+
+def column_dtype(column: pd.Series) -> str:
+    """The dtype a column's role records: "bool" for booleans (with gaps too), "text" for
+    strings, else pandas' dtype. A categorical cell's category follows from its text and
+    this dtype alone (:func:`category_text`), whatever the other rows of a file hold."""
+    if is_bool_dtype(column) or _all_bools(column):
+        return "bool"
+    dtype = str(column.dtype)
+    return "text" if dtype in ("object", "str", "string") else dtype
+
+
 def _text_column_role(column: pd.Series, source: str) -> str:
     """ "numeric" for a text column of numbers (e.g. integers beyond int64), else
-    "categorical"; a numeric column with typos or an identifier is an error."""
-    if is_bool_dtype(column):
+    "categorical"; a numeric column with typos or an identifier is an error. Booleans are
+    categories, with gaps too (a missing flag is no False)."""
+    if is_bool_dtype(column) or _all_bools(column):
         return "categorical"
     observed = column.dropna()
     bad = _unparsable(observed)
@@ -148,42 +173,61 @@ def infer_roles(
     return kinds["numeric"], kinds["categorical"]
 
 
-def category_text(value: object) -> str | None:
-    """The category a cell stands for (None when it is missing).
+def category_text(value: object, dtype: str = "text") -> str | None:
+    """The category a cell stands for (None when it is missing): a typed value as its
+    shortest text; a cell read as text, by the column's recorded ``dtype``: a number's
+    shortest form in a numeric column, True/False in a boolean one, else the text itself
+    (spaces stripped). ``export/predict.py`` applies the same rule (a test keeps them equal).
 
     Example:
         >>> [category_text(v) for v in (" Adelie ", 2007.0, True, float("nan"), "")]
         ['Adelie', '2007', 'True', None, None]
+        >>> category_text("007"), category_text("007", "int64"), category_text("true", "bool")
+        ('007', '7', 'True')
     """
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return None
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (int, float, np.integer, np.floating)):
-        number = float(value)
-        return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+        return _number_text(float(value))
     text = str(value).strip()
-    return text or None
+    if not text:
+        return None
+    if dtype == "bool" and text.lower() in ("true", "false"):
+        return text.capitalize()
+    if dtype not in TEXT_DTYPES and dtype != "bool":
+        try:
+            return _number_text(float(text))
+        except ValueError:
+            return text
+    return text
 
 
-def _distinct_texts(column: pd.Series) -> tuple[np.ndarray, list[str | None]]:
+def _number_text(number: float) -> str:
+    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+
+
+def _distinct_texts(column: pd.Series, dtype: str) -> tuple[np.ndarray, list[str | None]]:
     """Each cell's position among the column's distinct cells (-1: missing) and the
     category of each distinct cell: ``category_text`` runs once per distinct value, not
     once per row, so a column of millions of rows never becomes millions of strings."""
     positions, distinct = pd.factorize(column, use_na_sentinel=True)
-    return positions, [category_text(v) for v in distinct]
+    return positions, [category_text(v, dtype) for v in distinct]
 
 
-def fit_vocabulary(column: pd.Series) -> list[str]:
+def fit_vocabulary(column: pd.Series, dtype: str = "text") -> list[str]:
     """The sorted distinct categories of a column (its training rows)."""
-    return sorted({t for t in _distinct_texts(column)[1] if t is not None})
+    return sorted({t for t in _distinct_texts(column, dtype)[1] if t is not None})
 
 
-def encode_categories(column: pd.Series, vocabulary: Sequence[str]) -> np.ndarray:
+def encode_categories(
+    column: pd.Series, vocabulary: Sequence[str], dtype: str = "text"
+) -> np.ndarray:
     """Codes as float64: MISSING_CODE, UNSEEN_CODE, or FIRST_CODE + position in the
-    vocabulary (see :mod:`softzoo.nn.tabular`)."""
+    vocabulary (see :mod:`softzoo.nn.tabular`); ``dtype``: the column's recorded one."""
     index = {category: FIRST_CODE + i for i, category in enumerate(vocabulary)}
-    positions, texts = _distinct_texts(column)
+    positions, texts = _distinct_texts(column, dtype)
     codes = [MISSING_CODE if t is None else index.get(t, UNSEEN_CODE) for t in texts]
     return np.append(np.array(codes, dtype=np.float64), MISSING_CODE)[positions]
 

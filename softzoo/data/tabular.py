@@ -34,6 +34,7 @@ from softzoo.data.files import (
 from softzoo.data.loader import InMemoryBatchLoader
 from softzoo.data.roles import (
     ColumnRole,
+    column_dtype,
     encode_categories,
     fit_vocabulary,
     infer_roles,
@@ -170,7 +171,9 @@ class TabularDataModule(ArrayDataModule):
         if self.dataset:
             return datasets.load_frame(self.dataset)
         path = Path(self.path)
-        return ParquetSource(path) if is_parquet(path) else read_table(path)
+        if is_parquet(path):
+            return ParquetSource(path)
+        return read_table(path, [*self.categorical, *(self.vocabularies or {})])
 
     def _columns(self, frame: pd.DataFrame) -> tuple[str, list[str]]:
         """The target and the candidate feature columns (all present in ``frame``)."""
@@ -186,7 +189,7 @@ class TabularDataModule(ArrayDataModule):
             repeated = sorted({c for c in features if features.count(c) > 1})
             if repeated:
                 raise ValueError(
-                    f"features names {', '.join(map(repr, repeated))} more than once: list "
+                    f"features lists {', '.join(map(repr, repeated))} more than once: list "
                     "each column once"
                 )
         elif info is not None:
@@ -219,16 +222,19 @@ class TabularDataModule(ArrayDataModule):
         if no_target.any() and self.missing == "error":
             check_finite(y, [target], "target")
         splits = _without_rows(self._split_rows(frame), no_target)
+        self._kept_rows = np.flatnonzero(~no_target)
         numeric, categorical = self._kinds(frame, target, candidates)
         train = splits["train"]
+        facts = _column_facts(frame, target, frame.columns)
+        dtypes = {c: facts[c][0] for c in categorical}
         vocabulary = self.vocabularies or {
-            c: fit_vocabulary(frame[c].iloc[_file_rows(train, no_target)]) for c in categorical
+            c: fit_vocabulary(frame[c].iloc[_file_rows(train, no_target)], dtypes[c])
+            for c in categorical
         }
         x, indicators, medians = self._features(
-            frame, (numeric, categorical), vocabulary, splits, ~no_target
+            frame, (numeric, categorical), vocabulary, splits, ~no_target, dtypes
         )
         kinds = (numeric, categorical)
-        facts = _column_facts(frame, target, frame.columns)
         roles = self._roles(facts, target, kinds, vocabulary, medians, indicators)
         return TabularArrays(
             x,
@@ -249,6 +255,7 @@ class TabularDataModule(ArrayDataModule):
         vocabulary: dict[str, list[str]],
         splits: dict[str, np.ndarray],
         kept: np.ndarray,
+        dtypes: dict[str, str],
     ) -> tuple[np.ndarray, list[str], dict[str, float]]:
         """The float32 feature matrix of the kept rows, filled a column at a time (each
         checked in float64 before the cast, as the whole table was), the numeric columns
@@ -266,7 +273,7 @@ class TabularDataModule(ArrayDataModule):
             medians[name] = float(np.nanmedian(in_train)) if len(in_train) else math.nan
             x[:, j] = values
         for j, name in enumerate(categorical, start=len(numeric)):
-            codes = encode_categories(frame[name], vocabulary[name])[kept]
+            codes = encode_categories(frame[name], vocabulary[name], dtypes[name])[kept]
             missing = codes == MISSING_CODE
             if self.missing == "error" and missing.any():
                 rows = np.flatnonzero(missing)
@@ -420,6 +427,12 @@ class TabularDataModule(ArrayDataModule):
     def training_statistics(self) -> TrainingStatistics | None:
         return self._rank_share.statistics if self._rank_share else None
 
+    def file_rows(self, split: str) -> np.ndarray:
+        """A split's rows as rows of the file (rows without a target were left out)."""
+        kept = getattr(self, "_kept_rows", None)
+        rows = super().file_rows(split)
+        return rows if kept is None or self.shard_row_groups else kept[rows]
+
     def _train_rows_per_process(self) -> int:
         if self._rank_share is None:
             return super()._train_rows_per_process()
@@ -503,13 +516,14 @@ class TabularDataModule(ArrayDataModule):
     def predict_dataloader(self) -> InMemoryBatchLoader | list:
         if self.predict_path is None:
             return super().predict_dataloader()
-        frame = read_table(self.predict_path)
+        categories = self.categories
+        frame = read_table(self.predict_path, list(categories))
         source = repr(self.predict_path)
         _require_columns(frame, self.feature_names, "feature", source)
-        categories = self.categories
         numeric = [c for c in self.feature_names if c not in categories]
+        dtypes = {r["name"]: r["dtype"] for r in self.arrays.roles}
         columns = [numeric_values(frame, c, "feature", source) for c in numeric]
-        columns += [encode_categories(frame[c], v) for c, v in categories.items()]
+        columns += [encode_categories(frame[c], v, dtypes[c]) for c, v in categories.items()]
         x = np.stack(columns, axis=1)
         if self.missing == "error":
             _refuse_gaps(x, self.feature_names, len(numeric), source)
@@ -525,7 +539,7 @@ def _refuse_gaps(x: np.ndarray, names: list[str], n_numeric: int, source: str) -
         gaps = np.isnan(x[:, j]) if j < n_numeric else x[:, j] == MISSING_CODE
         if gaps.any():
             rows = np.flatnonzero(gaps)
-            what = f"feature (in {source})"
+            what = f"predict file {source}: feature"
             raise ValueError(missing_message(what, name, rows.size, int(rows[0]) + 1))
 
 
@@ -603,7 +617,8 @@ def _group_layout(
             if np.isnan(values[train]).any():
                 layout.indicators.add(name)
         for name in categorical:
-            missing = frame[name][used].isna().to_numpy()
+            # a blank text cell is a missing category, as in the unsharded path
+            missing = encode_categories(frame[name], [])[used] == MISSING_CODE
             if module.missing == "error" and missing.any():
                 rows = np.flatnonzero(missing)
                 raise ValueError(missing_message("feature", name, rows.size, start + rows[0]))
@@ -669,12 +684,18 @@ def _column_facts(
     facts = {}
     for name in columns:
         column = frame[name] if name == target else frame[name][used]
-        dtype = str(column.dtype)
-        facts[name] = (
-            "text" if dtype in ("object", "str", "string") else dtype,
-            int(column.isna().sum()),
-        )
+        dtype = column_dtype(column)
+        facts[name] = (dtype, _missing_cells(column, dtype))
     return facts
+
+
+def _missing_cells(column: pd.Series, dtype: str) -> int:
+    """Empty cells: missing values, and in a text column blank ones too (a Parquet file
+    stores "" where a CSV reader sees an empty cell)."""
+    missing = column.isna()
+    if dtype == "text":
+        missing |= column.astype("string").str.strip().eq("").fillna(False)
+    return int(missing.sum())
 
 
 def _without_rows(splits: dict[str, np.ndarray], dropped: np.ndarray) -> dict[str, np.ndarray]:

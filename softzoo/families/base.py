@@ -161,11 +161,14 @@ class Family:
         return below, upper
 
     # ---- data checks and target scaling --------------------------------------------
-    def check_support(self, y: Tensor, what: str = "target") -> None:
+    def check_support(self, y: Tensor, what: str = "target", rows: Any = None) -> None:
         """Raise ``ValueError`` naming the family, how many values are outside its support
-        and the first one, if any y is NaN/inf or outside the support."""
+        and the first one, if any y is NaN/inf or outside the support. ``rows``: each
+        value's row in its table (0-based; the message counts rows after the header from
+        1), else the message gives the value's index."""
         y = torch.as_tensor(y)
-        _raise_on_bad(~torch.isfinite(y), y, f"{what} has {{n}} NaN/inf value(s)", self.name)
+        bad = ~torch.isfinite(y)
+        _raise_on_bad(bad, y, f"{what} has {{n}} NaN/inf value(s)", self.name, rows=rows)
         rules = {
             "positive": (y <= 0, "needs y > 0", "gaussian or student_t"),
             "count": (
@@ -182,6 +185,7 @@ class Family:
                 f"family {self.name!r} {needs}, but the {what} has {{n}} value(s) outside",
                 self.name,
                 f"; clean the data or choose a family that allows them ({other})",
+                rows,
             )
 
     def fit_target_scaling(self, y: Tensor) -> tuple[float, float]:
@@ -211,13 +215,16 @@ def _positive_or_one(value: float) -> float:
     return value if math.isfinite(value) and value > 0 else 1.0
 
 
-def _raise_on_bad(bad: Tensor, y: Tensor, message: str, family: str, fix: str = "") -> None:
+def _raise_on_bad(
+    bad: Tensor, y: Tensor, message: str, family: str, fix: str = "", rows: Any = None
+) -> None:
     count = int(bad.sum())
     if count:
         flat = bad.reshape(-1).nonzero()[0].item()
         first = y.reshape(-1)[flat].item()
+        where = f"index {flat}" if rows is None else f"row {int(rows[flat]) + 1} after the header"
         raise ValueError(
-            message.format(n=count) + f" (first: {first!r} at index {flat}) [{family}]{fix}"
+            message.format(n=count) + f" (first: {first!r} at {where}) [{family}]{fix}"
         )
 
 

@@ -176,8 +176,8 @@ class Mixture(Family):
     def unscale(self, params: Params, shift: Tensor, scale: Tensor) -> Params:
         return self.base.unscale(params, shift, scale)
 
-    def check_support(self, y: Tensor, what: str = "target") -> None:
-        self.base.check_support(y, what)
+    def check_support(self, y: Tensor, what: str = "target", rows: Any = None) -> None:
+        self.base.check_support(y, what, rows)
 
     def fit_target_scaling(self, y: Tensor) -> tuple[float, float]:
         return self.base.fit_target_scaling(y)

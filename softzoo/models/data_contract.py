@@ -62,6 +62,9 @@ class ModelData(Protocol):
     def split_target(self, split: str) -> Tensor:
         """The target of a split."""
 
+    def file_rows(self, split: str) -> np.ndarray:
+        """Each row of a split as its row in the source table (0-based), for messages."""
+
 
 _MEMBERS = tuple(
     name for name in (*ModelData.__annotations__, *vars(ModelData)) if not name.startswith("_")

@@ -334,7 +334,7 @@ class SoftRegressor(pl.LightningModule):
         if rows is not None:
             y = y[rows]
         self.family.check_support(y, "training target")
-        self.inputs.fit(x, rows)
+        self.inputs.fit(x, rows, self.numeric_names)
         self._fit_target(y)
 
     def _fit_target(self, y: Tensor) -> None:
@@ -396,7 +396,8 @@ class SoftRegressor(pl.LightningModule):
             )
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ())
         for split in splits:
-            self.family.check_support(datamodule.split_target(split), f"{split} target")
+            target, rows = datamodule.split_target(split), datamodule.file_rows(split)
+            self.family.check_support(target, f"{split} target", rows)
         if stage == "fit" and not bool(self.scaling_fitted):
             self._fit_scaling_on(datamodule)
         if stage == "fit":  # each member of an ensemble draws its own shuffle of the rows

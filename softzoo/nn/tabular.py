@@ -105,18 +105,22 @@ class TabularInput(nn.Module):
         )
 
     @torch.no_grad()
-    def fit(self, x: Tensor, rows: Tensor | None = None) -> None:
+    def fit(
+        self, x: Tensor, rows: Tensor | None = None, names: Sequence[str] | None = None
+    ) -> None:
         """Fit ``fill`` (median), ``shift`` (mean) and ``scale`` (standard deviation) on the
-        observed numeric cells of the training rows of ``x`` (``rows``; default: all)."""
+        observed numeric cells of the training rows of ``x`` (``rows``; default: all);
+        ``names``: the numeric columns' names, for the error about an empty one."""
         # A column at a time: a (rows, columns) float64 temporary of a large table would
         # cost twice the float32 table.
         rows = slice(None) if rows is None else rows
         stats = [column_statistics(x[rows, i]) for i in range(self.n_numeric)]
-        empty = [i for i, s in enumerate(stats) if s is None]
+        empty = [names[i] if names else f"x{i}" for i, s in enumerate(stats) if s is None]
         if empty:
+            listed = ", ".join(map(str, empty))
             raise ValueError(
-                f"numeric column(s) at position(s) {empty} have no value in the training rows: "
-                "leave them out of the features"
+                f"numeric column(s) {', '.join(map(repr, empty))} have no value in the training "
+                f"rows: leave them out of the features (--data.ignore '[{listed}]')"
             )
         self.set_statistics(*([s[j] for s in stats] for j in range(3)))
 
