@@ -107,12 +107,11 @@ def test_fit_without_a_terminal_logs_one_plain_line_per_epoch(yacht_fit, caplog)
     assert not any("\r" in line for line in lines)
 
 
-def test_the_configs_progress_bar_choice_is_kept(yacht_fit) -> None:
+def test_the_configs_progress_bar_choice_is_kept(yacht_fit, tmp_path) -> None:
     quiet = run_cli(["fit", *yacht_fit("--trainer.enable_progress_bar", "false")])
     assert quiet.trainer.progress_bar_callback is None
-    cli = run_cli(
-        ["fit", *yacht_fit("--trainer.callbacks", "lightning.pytorch.callbacks.TQDMProgressBar")]
-    )
+    bar = ["--trainer.callbacks", "lightning.pytorch.callbacks.TQDMProgressBar"]
+    cli = run_cli(["fit", *yacht_fit(*bar, "--checkpoint.dirpath", str(tmp_path / "second"))])
     assert isinstance(cli.trainer.progress_bar_callback, TQDMProgressBar)
     bars = [c for c in cli.trainer.callbacks if isinstance(c, (TQDMProgressBar, PlainProgressBar))]
     assert len(bars) == 1

@@ -127,6 +127,8 @@ def _numbers(line: str) -> list[float]:
     return [float(x) for x in re.findall(r"-?\d+\.\d+(?:e[-+]?\d+)?", line)]
 
 
+# runs the whole demo (~30 s on 2 cores): `make demo` is the same run
+@pytest.mark.slow
 def test_the_readme_demo_output_is_what_the_demo_prints(tmp_path) -> None:
     block = next(code for code in _blocks(ROOT / "README.md", "") if "held-out test split" in code)
     result = subprocess.run(

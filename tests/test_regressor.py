@@ -126,7 +126,7 @@ def test_non_positive_target_fails_before_training(tmp_path) -> None:
     model = SoftRegressor(1, family="gamma", hidden=[4])
     with pytest.raises(
         ValueError,
-        match=r"family 'gamma' needs y > 0, but the train target has 5 value\(s\) outside \(first: -1.0 at index 0\)",
+        match=r"family 'gamma' needs y > 0, but the train target has 5 value\(s\) outside \(first: -1.0 at row 1 after the header\)",
     ):
         make_quiet_trainer(max_epochs=2).fit(model, dm)
     assert not bool(model.scaling_fitted)

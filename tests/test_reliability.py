@@ -99,6 +99,8 @@ _WRITER = textwrap.dedent(
 )
 
 
+# kills a fit many times over (~60 s on 2 cores)
+@pytest.mark.slow
 def test_kill_9_during_writes_leaves_the_old_or_the_new_file(tmp_path) -> None:
     rng = random.Random(0)
     for _ in range(6):

@@ -160,6 +160,8 @@ def _ranks(tmp_path: Path, table: Path, world: int) -> list[dict]:
     return [torch.load(o, weights_only=False) for o in outs]
 
 
+# two gloo processes and one reference process (~30 s on 2 cores)
+@pytest.mark.slow
 def test_two_processes_hold_their_share_and_reduce_one_process_statistics(tmp_path) -> None:
     frame = _table(tmp_path / "t")
     (one,) = _ranks(tmp_path, tmp_path / "t", 1)
