@@ -35,6 +35,9 @@ ARCHITECTURE_KEYS = (
     "categories",
     "missing_indicators",
     "ensemble_size",
+    "ensemble_type",
+    "numeric_embedding",
+    "numeric_bins",
     "calibration",
     "interval_level",
 )
@@ -79,6 +82,11 @@ def architecture(hparams: Mapping[str, Any]) -> dict[str, Any]:
         "categories": {k: list(v) for k, v in (hp["categories"] or {}).items()},
         "missing_indicators": list(hp["missing_indicators"] or []),
         "ensemble_size": int(hp["ensemble_size"]),
+        "ensemble_type": str(hp["ensemble_type"]),
+        "numeric_embedding": str(hp["numeric_embedding"]),
+        "numeric_bins": (
+            int(hp["numeric_bins"]) if hp["numeric_embedding"] == "piecewise_linear" else None
+        ),
         "calibration": str(hp["calibration"]),
         "interval_level": None if hp["calibration"] == "none" else float(hp["interval_level"]),
     }

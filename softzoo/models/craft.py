@@ -90,7 +90,9 @@ def training_loss(model: SoftRegressor, x: Tensor, target: Tensor, warming: bool
         )
     members = model.hparams.ensemble_size
     loss = model._compiled.get("training loss", model._craft_loss)(x, target, warming)
-    return loss * members if members > 1 else loss
+    if members > 1 and model.hparams.get("ensemble_type", "independent") == "independent":
+        return loss * members
+    return loss
 
 
 def craft_loss(model: SoftRegressor, x: Tensor, target: Tensor, warming: bool) -> Tensor:

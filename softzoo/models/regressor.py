@@ -24,6 +24,8 @@ from softzoo.models.checkpoints import upgrade_state_dict
 from softzoo.models.data_contract import ModelData, model_data
 from softzoo.models.scaling import DEQUANTIZE, dequantization_step, initial_values
 from softzoo.nn import MLP, ParameterHeads, TabularInput
+from softzoo.nn.embeddings import NUMERIC_EMBEDDINGS
+from softzoo.nn.members import ENSEMBLE_TYPES
 
 __all__ = ["SoftRegressor"]
 
@@ -76,6 +78,14 @@ class SoftRegressor(pl.LightningModule):
             vectorised pass (different initialisations, the same batches); the predictive
             is their equal-weight mixture (:class:`~softzoo.families.Mixture`) and every
             parameter ``forward`` returns is ``(batch, N)``.
+        ensemble_type: how the members share weights: "independent" (nothing shared),
+            "batch" (TabM: one weight matrix per layer, per-member rank-1 scalings and
+            biases) or "mini" (TabM-mini: one per-member scaling of the input, then a
+            shared MLP); every member has its own heads (:mod:`softzoo.nn.members`).
+        numeric_embedding: "none" (standardised values), "piecewise_linear" (quantile bins
+            of the training rows; values outside them saturate) or "periodic" (learned
+            frequencies, sin/cos, a linear layer): :mod:`softzoo.nn.embeddings`.
+        numeric_bins: the most piecewise-linear bins per numeric column.
         warmup_epochs: for the first epochs, fit only the parameters that carry the mean
             (``family.mean_params``: the location, the gamma rate, …) with the others held at
             the marginal fit of the target, then the full likelihood (mean warm-up:
@@ -137,6 +147,9 @@ class SoftRegressor(pl.LightningModule):
         column_roles: list[dict[str, Any]] | None = None,
         missing_policy: str = "impute",
         ensemble_size: int = 1,
+        ensemble_type: str = "independent",
+        numeric_embedding: str = "none",
+        numeric_bins: int = 48,
         calibration: str = "none",
         warmup_epochs: int = 0,
         warmup_fraction: float = 0.0,
@@ -159,6 +172,22 @@ class SoftRegressor(pl.LightningModule):
             raise ValueError(
                 f"ensemble_size must be a whole number >= 1 (1: one model), got {ensemble_size!r}"
             )
+        if ensemble_type not in ENSEMBLE_TYPES:
+            raise ValueError(
+                f"ensemble_type must be one of {ENSEMBLE_TYPES}, got {ensemble_type!r}"
+            )
+        if ensemble_type != "independent" and ensemble_size == 1:
+            raise ValueError(
+                f"ensemble_type={ensemble_type!r} shares weights between the members of an "
+                "ensemble, and ensemble_size is 1: set ensemble_size > 1 (TabM uses 32), or "
+                "ensemble_type='independent'"
+            )
+        if numeric_embedding not in NUMERIC_EMBEDDINGS:
+            raise ValueError(
+                f"numeric_embedding must be one of {NUMERIC_EMBEDDINGS}, got {numeric_embedding!r}"
+            )
+        if not isinstance(numeric_bins, int) or numeric_bins < 1:
+            raise ValueError(f"numeric_bins must be a whole number >= 1, got {numeric_bins!r}")
         if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
             raise ValueError(
                 f"warmup_epochs must be a whole number >= 0 (0: no warm-up), got {warmup_epochs!r}"
@@ -183,7 +212,10 @@ class SoftRegressor(pl.LightningModule):
             self.feature_names,
             categories or {},
             missing_indicators or [],
-            ensemble_size,
+            # TabM shares the input layer between members; independent members do not
+            ensemble_size if ensemble_type == "independent" else 1,
+            numeric_embedding,
+            numeric_bins,
         )
         # Manual optimisation: one Lightning step can carry several batches (see
         # ArrayDataModule.batches_per_step), each with its own optimiser step.
@@ -208,6 +240,8 @@ class SoftRegressor(pl.LightningModule):
             dropout,
             norm,
             ensemble_size,
+            ensemble_type,
+            self.inputs.chunks(),
         )
         self.heads = ParameterHeads(
             self.body.out_features, self.family.head_specs(), floor=floor, members=ensemble_size
@@ -412,6 +446,13 @@ class SoftRegressor(pl.LightningModule):
             rows = torch.as_tensor(datamodule.split_indices["train"])
             self.fit_scaling(datamodule.features_tensor, datamodule.target_tensor, rows)
             return
+        if self.hparams.get("numeric_embedding") == "piecewise_linear":
+            raise ValueError(
+                "numeric_embedding='piecewise_linear' takes its bins from quantiles of the "
+                "whole training split, and with shard_row_groups each process holds only its "
+                "share of it: use numeric_embedding='periodic' or 'none' (or train without "
+                "shard_row_groups)"
+            )
         self.family.check_support(statistics.target, "training target")
         self.inputs.set_statistics(statistics.fill, statistics.shift, statistics.scale)
         self._fit_target(statistics.target)
@@ -528,10 +569,12 @@ class SoftRegressor(pl.LightningModule):
         warm-up, that loss with the parameters that do
         not carry the mean held at the marginal fit; with ``faithful``, that held loss for
         the mean and body plus the family's loss for the other heads on detached features
-        and a detached mean. For an ensemble, the sum of its members' losses: each member
-        gets the gradient it would get alone, so that Adam's (coupled) weight decay and
-        its eps weigh on it as on a single model (under the members' mean, weight decay
-        weighed N times as much on each member)."""
+        and a detached mean. For an independent ensemble, the sum of its members' losses:
+        each member gets the gradient it would get alone, so that Adam's (coupled) weight
+        decay and its eps weigh on it as on a single model (under the members' mean,
+        weight decay weighed N times as much on each member). For the TabM types
+        ("batch", "mini"), the mean of the members' losses, as TabM trains: most weights
+        are shared, and each gets the members' average gradient."""
         return craft.training_loss(self, x, target, self.warming_up(epoch))
 
     def validation_loss(self, scaled: Params, target: Tensor) -> Tensor:
@@ -707,6 +750,8 @@ def _tabular_input(
     categories: dict[str, list[str]],
     indicators: Sequence[str],
     members: int,
+    numeric_embedding: str,
+    n_bins: int,
 ) -> TabularInput:
     n_numeric = in_features - len(categories)
     if list(categories) != feature_names[n_numeric:]:
@@ -719,7 +764,8 @@ def _tabular_input(
     if unknown:
         raise ValueError(f"missing_indicators {unknown} are not numeric features ({numeric})")
     sizes = [len(vocabulary) for vocabulary in categories.values()]
-    return TabularInput(n_numeric, sizes, [numeric.index(c) for c in indicators], members)
+    positions = [numeric.index(c) for c in indicators]
+    return TabularInput(n_numeric, sizes, positions, members, numeric_embedding, n_bins)
 
 
 def _kind(family: Family) -> str:

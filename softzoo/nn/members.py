@@ -9,11 +9,23 @@ layer, ``(batch, features)``, which every member reads.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MemberEmbedding", "MemberLinear", "member_linear"]
+__all__ = [
+    "ENSEMBLE_TYPES",
+    "BatchEnsembleLinear",
+    "MemberEmbedding",
+    "MemberLinear",
+    "ScaleEnsemble",
+    "member_linear",
+]
+
+#: How the members of an ensemble share weights: ``independent`` (none: MemberLinear),
+#: ``batch`` (TabM: BatchEnsemble layers) and ``mini`` (TabM-mini: one ScaleEnsemble).
+ENSEMBLE_TYPES = ("independent", "batch", "mini")
 
 
 class MemberLinear(nn.Module):
@@ -76,3 +88,79 @@ def member_linear(members: int, in_features: int, out_features: int) -> nn.Modul
     if members == 1:
         return nn.Linear(in_features, out_features)
     return MemberLinear(members, in_features, out_features)
+
+
+def _random_signs(members: int, chunks: Sequence[int]) -> Tensor:
+    """±1 per member and chunk (TabM's "random-signs" with chunks): every column of one
+    chunk (one feature's block of inputs) gets the same sign."""
+    signs = torch.randint(0, 2, (members, len(chunks))).float() * 2 - 1
+    return signs.repeat_interleave(torch.tensor(list(chunks)), dim=1)
+
+
+class BatchEnsembleLinear(nn.Module):
+    """``members`` linear layers sharing one weight matrix W, each with its own input
+    scaling r, output scaling s and bias (BatchEnsemble, Wen et al. 2020):
+    ``((x * r_m) @ W.T) * s_m + b_m``. TabM's initialisation (Gorishniy et al., 2025):
+    W and the bias as ``U(-1/sqrt(in), 1/sqrt(in))``, the bias the same for every member;
+    s = 1; r = random signs per input chunk in the ``first`` layer (where the members
+    start to differ), 1 in the others.
+
+    Example:
+        >>> import torch
+        >>> layer = BatchEnsembleLinear(4, 3, 2, first=True)
+        >>> layer(torch.zeros(5, 3)).shape
+        torch.Size([4, 5, 2])
+    """
+
+    def __init__(
+        self,
+        members: int,
+        in_features: int,
+        out_features: int,
+        first: bool = False,
+        chunks: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.members, self.in_features, self.out_features = members, in_features, out_features
+        bound = in_features**-0.5
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+        shared_bias = torch.empty(out_features).uniform_(-bound, bound)
+        self.bias = nn.Parameter(shared_bias.repeat(members, 1))
+        r = _random_signs(members, chunks or [1] * in_features) if first else None
+        self.r = nn.Parameter(torch.ones(members, in_features) if r is None else r)
+        self.s = nn.Parameter(torch.ones(members, out_features))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            x = x.expand(self.members, *x.shape)
+        scaled = (x * self.r.unsqueeze(1)) @ self.weight.T
+        return scaled * self.s.unsqueeze(1) + self.bias.unsqueeze(1)
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in={self.in_features}, out={self.out_features}"
+
+
+class ScaleEnsemble(nn.Module):
+    """The one per-member layer of TabM-mini: each member scales the shared input by its
+    own vector, initialised to random signs per chunk (one sign per feature block);
+    ``(batch, features)`` or ``(members, batch, features)`` in, ``(members, batch,
+    features)`` out. Everything after it is shared except the heads.
+
+    Example:
+        >>> import torch
+        >>> ScaleEnsemble(4, 3)(torch.ones(2, 3)).abs().unique().tolist()
+        [1.0]
+    """
+
+    def __init__(self, members: int, features: int, chunks: Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.members = members
+        self.weight = nn.Parameter(_random_signs(members, chunks or [1] * features))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            x = x.expand(self.members, *x.shape)
+        return x * self.weight.unsqueeze(1)
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, features={self.weight.shape[1]}"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from softzoo.nn.activations import make_activation
-from softzoo.nn.members import MemberLinear
+from softzoo.nn.members import ENSEMBLE_TYPES, BatchEnsembleLinear, MemberLinear, ScaleEnsemble
 
 __all__ = ["MLP"]
 
@@ -25,9 +25,15 @@ class MLP(nn.Module):
         activation_kwargs: passed to every softplus layer (``beta``, ``threshold``).
         dropout: dropout probability after each activation.
         norm: ``None``, ``"layer"`` or ``"batch"``.
-        members: ensemble members computed side by side (:class:`MemberLinear` layers): the
-            input is ``(batch, in)`` or ``(members, batch, in)``, the output
-            ``(members, batch, out)``; 1 gives a plain MLP.
+        members: ensemble members computed side by side: the input is ``(batch, in)`` or
+            ``(members, batch, in)``, the output ``(members, batch, out)``; 1 gives a
+            plain MLP.
+        ensemble_type: how the members share weights (:data:`ENSEMBLE_TYPES`):
+            ``independent`` (:class:`MemberLinear` layers, nothing shared), ``batch``
+            (TabM: :class:`BatchEnsembleLinear` layers) or ``mini`` (TabM-mini: one
+            :class:`ScaleEnsemble` on the input, then shared ``nn.Linear`` layers).
+        chunks: the widths of the input's feature blocks (sum ``in_features``): TabM's
+            first per-member scaling draws one random sign per block.
 
     Example:
         >>> import torch
@@ -45,9 +51,15 @@ class MLP(nn.Module):
         dropout: float = 0.0,
         norm: str | None = None,
         members: int = 1,
+        ensemble_type: str = "independent",
+        chunks: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         hidden = list(hidden)
+        if ensemble_type not in ENSEMBLE_TYPES:
+            raise ValueError(
+                f"unknown ensemble_type {ensemble_type!r}; valid: {', '.join(ENSEMBLE_TYPES)}"
+            )
         if not isinstance(members, int) or members < 1:
             raise ValueError(f"members must be a positive integer, got {members!r}")
         if members > 1 and norm is not None:
@@ -65,12 +77,12 @@ class MLP(nn.Module):
             raise ValueError(f"unknown norm {norm!r}; valid: None, {', '.join(_NORMS)}")
         self.activations = self._per_layer(activation, len(hidden))
         layers: list[nn.Module] = []
+        if members > 1 and ensemble_type == "mini":
+            layers.append(ScaleEnsemble(members, in_features, chunks))
         self._activation_positions: list[int] = []
         width = in_features
-        for out, name in zip(hidden, self.activations, strict=True):
-            layers.append(
-                nn.Linear(width, out) if members == 1 else MemberLinear(members, width, out)
-            )
+        for index, (out, name) in enumerate(zip(hidden, self.activations, strict=True)):
+            layers.append(_linear(members, ensemble_type, width, out, index, chunks))
             if norm is not None:
                 layers.append(_NORMS[norm](out))
             kwargs = (activation_kwargs or {}) if name == "softplus" else {}
@@ -80,6 +92,7 @@ class MLP(nn.Module):
                 layers.append(nn.Dropout(dropout))
             width = out
         self.in_features = in_features
+        self.hidden = hidden
         self.out_features = width
         self.net = nn.Sequential(*layers)
 
@@ -113,3 +126,13 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+def _linear(
+    members: int, ensemble_type: str, width: int, out: int, index: int, chunks: Sequence[int] | None
+) -> nn.Module:
+    if members == 1 or ensemble_type == "mini":
+        return nn.Linear(width, out)
+    if ensemble_type == "batch":
+        return BatchEnsembleLinear(members, width, out, first=index == 0, chunks=chunks)
+    return MemberLinear(members, width, out)

@@ -15,6 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from softzoo._codes import FIRST_CODE, MISSING_CODE, UNSEEN_CODE
+from softzoo.nn.embeddings import (
+    NUMERIC_EMBEDDINGS,
+    PeriodicEmbedding,
+    PiecewiseLinearEncoding,
+    bin_edges,
+)
 from softzoo.nn.members import MemberEmbedding
 
 __all__ = [
@@ -58,8 +64,9 @@ def embedding_dim(n_codes: int) -> int:
 
 class TabularInput(nn.Module):
     """Missing numeric cells → the training median (``fill``), a 0/1 indicator for each
-    column of ``indicators`` (those with gaps in training), ``(x - shift) / scale``, and an
-    embedding per categorical column; the parts are concatenated in that order.
+    column of ``indicators`` (those with gaps in training), the numeric columns as
+    ``(x - shift) / scale`` or their ``numeric_embedding``, and an embedding per
+    categorical column; the parts are concatenated in that order.
 
     Args:
         n_numeric: numeric columns (the first ones of a row).
@@ -68,6 +75,12 @@ class TabularInput(nn.Module):
         indicators: positions (among the numeric columns) that get a missing indicator.
         members: ensemble members: each has its own embeddings, and the output is
             ``(members, batch, out_features)`` (the numeric part shared).
+        numeric_embedding: ``none`` (the standardised values), ``piecewise_linear``
+            (:class:`~softzoo.nn.embeddings.PiecewiseLinearEncoding` of the filled values,
+            on quantile bins of the training rows) or ``periodic``
+            (:class:`~softzoo.nn.embeddings.PeriodicEmbedding` of the standardised values,
+            one per member).
+        n_bins: the most bins of a piecewise-linear encoding per column.
 
     Example:
         >>> layer = TabularInput(2, category_sizes=[3], indicators=[1])
@@ -82,8 +95,15 @@ class TabularInput(nn.Module):
         category_sizes: Sequence[int] = (),
         indicators: Sequence[int] = (),
         members: int = 1,
+        numeric_embedding: str = "none",
+        n_bins: int = 48,
     ) -> None:
         super().__init__()
+        if numeric_embedding not in NUMERIC_EMBEDDINGS:
+            raise ValueError(
+                f"unknown numeric_embedding {numeric_embedding!r}; valid: "
+                f"{', '.join(NUMERIC_EMBEDDINGS)}"
+            )
         if any(not 0 <= i < n_numeric for i in indicators):
             raise ValueError(f"indicator positions {list(indicators)} outside 0..{n_numeric - 1}")
         self.n_numeric = int(n_numeric)
@@ -99,10 +119,21 @@ class TabularInput(nn.Module):
             else MemberEmbedding(members, n, embedding_dim(n))
             for n in sizes
         )
+        self.numeric_embedding = numeric_embedding
+        self.numeric: nn.Module | None = None
+        if numeric_embedding == "piecewise_linear":
+            self.numeric = PiecewiseLinearEncoding(n_numeric, n_bins)
+        elif numeric_embedding == "periodic":
+            self.numeric = PeriodicEmbedding(n_numeric, members=members)
         self.in_features = self.n_numeric + len(sizes)
-        self.out_features = (
-            self.n_numeric + len(indicators) + sum(e.embedding_dim for e in self.embeddings)
-        )
+        self.out_features = sum(self.chunks())
+
+    def chunks(self) -> list[int]:
+        """The width of each column's block of the output, in order: one per numeric
+        column (1, or its embedding's width), one per indicator, one embedding per
+        categorical column (TabM's first per-member scaling draws one sign per block)."""
+        numeric = self.numeric.chunks() if self.numeric is not None else [1] * self.n_numeric
+        return [*numeric, *[1] * len(self.indicators), *(e.embedding_dim for e in self.embeddings)]
 
     @torch.no_grad()
     def fit(
@@ -123,6 +154,9 @@ class TabularInput(nn.Module):
                 f"rows: leave them out of the features (--data.ignore '[{listed}]')"
             )
         self.set_statistics(*([s[j] for s in stats] for j in range(3)))
+        if isinstance(self.numeric, PiecewiseLinearEncoding):
+            for i in range(self.n_numeric):
+                self.numeric.set_edges(i, bin_edges(x[rows, i], self.numeric.n_bins))
 
     @torch.no_grad()
     def set_statistics(
@@ -136,11 +170,17 @@ class TabularInput(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         numeric = x[..., : self.n_numeric]  # (batch, ...) or, per member, (members, batch, ...)
         missing = torch.isnan(numeric)
-        parts = [(torch.where(missing, self.fill, numeric) - self.shift) / self.scale]
+        filled = torch.where(missing, self.fill, numeric)
+        if isinstance(self.numeric, PiecewiseLinearEncoding):
+            parts = [self.numeric(filled)]
+        elif self.numeric is not None:
+            parts = [self.numeric((filled - self.shift) / self.scale)]
+        else:
+            parts = [(filled - self.shift) / self.scale]
         if self.indicators.numel():
             parts.append(missing[..., self.indicators].to(numeric.dtype))
         if self.members > 1 and x.dim() == 2:  # every member reads the same rows
-            parts = [p.expand(self.members, *p.shape) for p in parts]
+            parts = [p if p.dim() == 3 else p.expand(self.members, *p.shape) for p in parts]
         if self.embeddings:
             codes = x[..., self.n_numeric :].long()
             parts += [embed(codes[..., j]) for j, embed in enumerate(self.embeddings)]

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from softzoo._codes import FIRST_CODE
+from softzoo.nn.embeddings import PiecewiseLinearEncoding
 from softzoo.onnx.export import (
     INPUT_NAME,
     _Deployed,
@@ -245,7 +246,7 @@ def _threshold_rows(module: nn.Module, units: int = 8) -> list[np.ndarray]:
         return out[j % members, :, j] if out.dim() == 3 else out[:, j]
 
     rows = []
-    for j in range(min(units, body.net[0].out_features)):
+    for j in range(min(units, body.hidden[0])):
         row = _root_along_gradient(lambda z, j=j: unit(z, j), n, target)
         if row is not None:
             rows.append(row)
@@ -298,6 +299,21 @@ def _head_negative_rows(module: nn.Module) -> list[np.ndarray]:
     return [unit * k for k in (10.0, 100.0, 1e3, 1e4)]
 
 
+def _bin_edge_rows(module: nn.Module, shift: np.ndarray) -> list[np.ndarray]:
+    """For a piecewise-linear encoding: rows exactly on every bin edge, and 100 times
+    the largest training magnitude of each column on either side (far outside the bins)."""
+    encoding = module.inputs.numeric
+    if not isinstance(encoding, PiecewiseLinearEncoding):
+        return []
+    left = encoding.left.double().numpy()
+    right = left + encoding.width.double().numpy()
+    used = encoding.used.numpy() > 0
+    edges = np.concatenate([left, right], axis=1)
+    edges = np.where(np.concatenate([used, used], axis=1), edges, shift[:, None])
+    extreme = 100 * np.maximum(np.abs(edges).max(axis=1), 1.0)
+    return [edges.T, np.stack([extreme, -extreme])]
+
+
 def _numeric_rows(module: nn.Module, n_random: int, rng: np.random.Generator) -> np.ndarray:
     """Raw numeric rows: random around the training distribution, adversarial, NaN."""
     d = module.inputs.n_numeric
@@ -314,6 +330,7 @@ def _numeric_rows(module: nn.Module, n_random: int, rng: np.random.Generator) ->
     raw.append(np.stack([np.full(d, 1e4), np.full(d, -1e4), np.where(np.arange(d) % 2, 1e4, -1e4)]))
     for sign in (1e4, -1e4):
         raw.append(np.where(np.eye(d) > 0, sign, shift))
+    raw += _bin_edge_rows(module, shift)
     # missing cells: one column at a time, all of them, and a random tenth of the cells
     raw.append(np.where(np.eye(d) > 0, np.nan, shift))
     raw.append(np.full((1, d), np.nan))
