@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import itertools
 import logging
 import os
@@ -173,6 +174,7 @@ def _as_list(value: Any) -> list:
 
 #: Model arguments the data module supplies (``link_arguments``), never the user.
 _LINKED = {
+    "train_rows": "train_rows",
     "n_features": "in_features",
     "feature_names": "feature_names",
     "target_name": "target_name",
@@ -189,9 +191,15 @@ def _model_config(
     """The model arguments for a run from a checkpoint: the checkpoint's hyper-parameters,
     with the options the user set (config file or command line) on top where they do not
     change the trained model; an option that does is one error naming both values."""
-    from softzoo.models import check_architecture
+    from softzoo.models import SoftRegressor, check_architecture
+    from softzoo.recipe import AUTO_MODEL_KEYS
 
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k != "_instantiator"}
+    # a checkpoint from before a setting existed was built with its constructor default,
+    # never with what "auto" would choose now
+    parameters = inspect.signature(SoftRegressor.__init__).parameters
+    built = {k: parameters[k].default for k in AUTO_MODEL_KEYS}
+    recorded = checkpoint["hyper_parameters"].items()
+    hparams = {**built, **{k: v for k, v in recorded if k != "_instantiator"}}
     explicit = {
         k: v
         for k, v in given.items()
@@ -202,12 +210,14 @@ def _model_config(
 
 
 def _cli_class() -> type:
+    from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
     from lightning.pytorch.cli import LightningArgumentParser
 
     from softzoo._lightning import CheckpointAwareCLI
     from softzoo.callbacks import (
         AtomicCheckpointIO,
+        EarlyStopping,
         PredictionCSVWriter,
         RunConfigSaver,
         RunLock,
@@ -216,6 +226,7 @@ def _cli_class() -> type:
     )
     from softzoo.data import ArrayDataModule
     from softzoo.models import SoftRegressor, check_architecture, check_checkpoint
+    from softzoo.recipe import AUTO, AUTO_MODEL_KEYS, Recipe, default_recipe
 
     class SoftzooCLI(CheckpointAwareCLI):
         """LightningCLI with the data module's shape linked into the model, every checkpoint
@@ -227,7 +238,7 @@ def _cli_class() -> type:
                 SoftRegressor,
                 ArrayDataModule,
                 subclass_mode_data=True,
-                trainer_defaults={"max_epochs": 100},
+                trainer_defaults={"max_epochs": None},
                 save_config_callback=RunConfigSaver,
                 save_config_kwargs={"overwrite": True},
                 parser_kwargs={**no_exit, **{name: no_exit for name in LIGHTNING_COMMANDS}},
@@ -246,6 +257,16 @@ def _cli_class() -> type:
             parser.add_argument(
                 "--init_from", default=None, help="fit: start from a zoo model's weights"
             )
+            parser.add_argument(
+                "--early_stopping_patience",
+                type=int | None,
+                default=None,
+                help="fit: epochs without a better val_loss before stopping (default: the "
+                "recipe's, a quarter of max_epochs; 0: no early stopping); a config that "
+                "lists an EarlyStopping callback uses its own",
+            )
+            # the default recipe's settings: "auto" follows the size of the training split
+            parser.set_defaults({f"model.{key}": AUTO for key in AUTO_MODEL_KEYS})
             for source, target in _LINKED.items():
                 parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
 
@@ -278,9 +299,28 @@ def _cli_class() -> type:
             ):
                 callbacks = [*callbacks, default_progress_bar()]
             if self.subcommand == "fit":
-                callbacks = [*callbacks, RunLock()]
+                callbacks = [*callbacks, RunLock(), *self._recipe_early_stopping(callbacks)]
+                if trainer_config.get("max_epochs") is None and trainer_config.get("max_steps") in (
+                    None,
+                    -1,
+                ):
+                    kwargs["max_epochs"] = self._recipe().max_epochs
             kwargs["callbacks"] = callbacks
             return super().instantiate_trainer(**kwargs)
+
+        def _recipe(self) -> Recipe:
+            return default_recipe(max(int(self.datamodule.train_rows), 1))
+
+        def _recipe_early_stopping(self, callbacks: list) -> list:
+            """The recipe's early stopping, unless the config has its own, the user turned it
+            off (patience 0) or there is no validation split to stop on."""
+            patience = self.config["fit"].get("early_stopping_patience")
+            if patience == 0 or any(isinstance(c, LightningEarlyStopping) for c in callbacks):
+                return []
+            if not len(self.datamodule.split_indices["val"]):
+                return []
+            patience = self._recipe().patience if patience is None else patience
+            return [EarlyStopping(monitor="val_loss", patience=patience)]
 
         def _check_ckpt_path(self) -> None:
             config = self.config_init[self.subcommand]
@@ -341,6 +381,9 @@ _LIGHTNING_NOTICES = (
     # `test --ckpt_path` of a fit's checkpoint: its folder differs from the test run's by
     # design; the best model path, all a test needs, is reloaded.
     "The dirpath has changed from",
+    # test/predict of a run stopped early by the recipe: its EarlyStopping has nothing to
+    # restore when no training follows
+    "Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",
     # torch's own deprecation inside Lightning's pytree helper, not the user's to fix
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
 )

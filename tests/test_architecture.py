@@ -11,7 +11,7 @@ from conftest import ROOT
 
 #: Lowest first; the same order as the table in docs/architecture.md.
 LAYERS = (
-    ("softzoo._io", "softzoo._names", "softzoo._codes", "softzoo._lightning"),
+    ("softzoo._io", "softzoo._names", "softzoo._codes", "softzoo._lightning", "softzoo.recipe"),
     ("softzoo.datasets",),
     ("softzoo.data",),
     ("softzoo.nn",),

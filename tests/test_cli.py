@@ -58,8 +58,12 @@ def test_fit_test_predict_round_trip(tmp_path, monkeypatch, yacht_fit) -> None:
         == 0
     )
     frame = pd.read_csv(out)
-    assert list(frame.columns) == ["loc", "scale", "mean", "lower_90", "upper_90", "target"]
-    assert len(frame) == round(308 * 0.2) and (frame["scale"] > 0).all()
+    # the default recipe: a TabM-mini ensemble of 8 (member parameters, the mixture's
+    # mean, median and variance)
+    members = [f"{p}_{i}" for p in ("loc", "scale") for i in range(8)]
+    stats = ["mean", "median", "variance", "lower_90", "upper_90", "target"]
+    assert list(frame.columns) == members + stats
+    assert len(frame) == round(308 * 0.2) and (frame[members[8:]] > 0).all().all()
     model = SoftRegressor.load_from_checkpoint(last, weights_only=True).eval()
     assert (
         model.feature_names[0] == "buoyancy_position"

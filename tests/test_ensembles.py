@@ -285,7 +285,7 @@ def test_the_calibration_is_in_the_checkpoint_and_survives_a_reload(ensemble_run
     folder, _ = ensemble_run
     model = load_checkpoint(folder / "ck/last.ckpt")
     # the mixture of 3 is wider than needed here: its calibrated level is below 0.9
-    assert model.calibration_method == "level" and 0.5 < model.effective_level < 0.9
+    assert model.calibration_method == "level" and 0.2 < model.effective_level < 0.9
     data = TabularDataModule(dataset="energy")
     assert math.isfinite(model.evaluate(*data.tensors("test"))["picp_90"])
 

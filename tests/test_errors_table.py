@@ -94,6 +94,10 @@ CLI_ROWS = {
     "unknown missing-value policy": _csv("d.csv", "y", "--data.init_args.missing", "drop"),
     "ensemble_size below 1": _csv("d.csv", "y", "--model.ensemble_size", "0"),
     "negative warm-up": _csv("d.csv", "y", "--model.warmup_epochs", "-1"),
+    "a TabM ensemble of one model": _csv(
+        "d.csv", "y", "--model.ensemble_type", "batch", "--model.ensemble_size", "1"
+    ),
+    "unknown numeric embedding": _csv("d.csv", "y", "--model.numeric_embedding", "quantile"),
     "warm-up in epochs and as a fraction": _csv("d.csv", "y", "--model.warmup_epochs", "3"),
     "warm-up as long as the run": _csv(
         "d.csv", "y", "--model.warmup_fraction", "0", "--model.warmup_epochs", "1"
@@ -235,6 +239,9 @@ CLI_ROWS = {
         "true",
         "--model.calibration",
         "conformal",
+    ),
+    "piecewise-linear bins with row-group shards": _csv(
+        "parts.parquet", "y", "--data.init_args.shard_row_groups", "true"
     ),
     "a directory without Parquet files": _csv("no_parquet"),
     "Parquet files with different columns": _csv("two_layouts"),

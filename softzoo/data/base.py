@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -15,6 +16,7 @@ from torch import Tensor
 
 from softzoo.data.loader import InMemoryBatchLoader
 from softzoo.data.shards import TrainingStatistics
+from softzoo.recipe import AUTO, default_recipe
 
 __all__ = [
     "FLOAT32_MAX",
@@ -130,7 +132,8 @@ class ArrayDataModule(pl.LightningDataModule):
     sets) or from ``val_fraction``/``test_fraction`` with ``seed``.
 
     Args:
-        batch_size: training batch size.
+        batch_size: training batch size, or "auto": the default recipe's for the number
+            of training rows (:func:`softzoo.recipe.default_recipe`).
         eval_batch_size: batch size for validation, test and predict.
         val_fraction, test_fraction: shares of the rows for validation and test.
         seed: seeds the split and the per-epoch shuffling.
@@ -145,7 +148,7 @@ class ArrayDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        batch_size: int = 256,
+        batch_size: int | Literal["auto"] = 256,
         eval_batch_size: int = 4096,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
@@ -153,7 +156,7 @@ class ArrayDataModule(pl.LightningDataModule):
         batches_per_step: int = BATCHES_PER_STEP,
     ) -> None:
         super().__init__()
-        if batch_size < 1 or eval_batch_size < 1:
+        if (batch_size != AUTO and batch_size < 1) or eval_batch_size < 1:
             raise ValueError(f"batch sizes must be >= 1, got {batch_size} and {eval_batch_size}")
         if batches_per_step < 1:
             raise ValueError(f"batches_per_step must be >= 1, got {batches_per_step}")
@@ -166,7 +169,8 @@ class ArrayDataModule(pl.LightningDataModule):
                 f"val_fraction + test_fraction = {val_fraction + test_fraction:g} leaves no "
                 "training rows; keep their sum below 1"
             )
-        self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
+        self._batch_size = batch_size if batch_size == AUTO else int(batch_size)
+        self.eval_batch_size = int(eval_batch_size)
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
 
     # ---- what subclasses provide ------------------------------------------------------
@@ -180,6 +184,24 @@ class ArrayDataModule(pl.LightningDataModule):
         check_finite(arrays.features, arrays.feature_names, "feature", arrays.allow_missing)
         check_finite(arrays.target, [arrays.target_name], "target")
         return arrays
+
+    @property
+    def batch_size(self) -> int:
+        """The training batch size; "auto": the default recipe's for the training rows
+        (:func:`softzoo.recipe.default_recipe`)."""
+        if self._batch_size == AUTO:
+            return default_recipe(max(self.train_rows, 1)).batch_size
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._batch_size = int(value)
+
+    @property
+    def train_rows(self) -> int:
+        """The number of rows in the training split (of all processes; linked to the
+        model's ``train_rows`` by the CLI, for its "auto" settings)."""
+        return len(self.split_indices["train"])
 
     @property
     def n_features(self) -> int:

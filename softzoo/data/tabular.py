@@ -7,6 +7,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -94,7 +95,8 @@ class TabularDataModule(ArrayDataModule):
         vocabularies: fixed vocabularies (name → categories) instead of fitting them, e.g.
             a trained model's ``categories``, to encode new rows as it was trained.
         batch_size, eval_batch_size, val_fraction, test_fraction, seed, batches_per_step:
-            see ArrayDataModule.
+            see ArrayDataModule (``batch_size`` "auto", the default here: the default
+            recipe's for the number of training rows).
         shard_row_groups: for a Parquet source (a file, or a directory of files) under
             DDP: each process reads and holds only its share of the row groups (every
             world_size-th), and the statistics the model fits (medians, means, standard
@@ -121,7 +123,7 @@ class TabularDataModule(ArrayDataModule):
         index_files: dict[str, str] | None = None,
         predict_path: str | None = None,
         vocabularies: dict[str, list[str]] | None = None,
-        batch_size: int = 256,
+        batch_size: int | Literal["auto"] = "auto",
         eval_batch_size: int = 4096,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,

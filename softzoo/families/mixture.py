@@ -33,9 +33,18 @@ from softzoo.families.base import Family, Params
 __all__ = ["Mixture"]
 
 _BISECTION_STEPS = 60
-#: Quantile levels of every member that make the CRPS grid: Φ of 257 normal scores in ±4.9.
+#: The CRPS grid holds about this many points per row: each member's quantiles at the
+#: levels of :func:`_grid_levels`, so a larger mixture samples each member more coarsely
+#: (its members' quantiles interleave) and costs about as much as a smaller one.
+_GRID_POINTS = 512
 
-_GRID_LEVELS = np.array([NormalDist().cdf(z) for z in np.linspace(-4.9, 4.9, 257)])
+
+def _grid_levels(members: int) -> np.ndarray:
+    """Φ of evenly spaced normal scores in ±4.9: at least 33 per member, ~512 in all."""
+    count = max(33, 1 + _GRID_POINTS // members)
+    return np.array([NormalDist().cdf(z) for z in np.linspace(-4.9, 4.9, count)])
+
+
 #: The count grid of the exact count CRPS stops where every member's mass beyond is < 1e-10.
 _COUNT_TAIL = 1.0 - 1e-10
 #: The most CDF values one CRPS chunk evaluates (float64: 128 MiB): the grid CRPS takes
@@ -136,22 +145,26 @@ class Mixture(Family):
 
     def _grid_crps(self, params: Params, y: Tensor) -> Tensor:
         """∫ F² below y plus ∫ (1 − F)² above y by the trapezoid rule on a grid of the
-        members' quantiles (dense where the mass is, reaching far into heavy tails)."""
-        per_row = (len(_GRID_LEVELS) * self.members + 1) * self.members
+        members' quantiles and y itself (dense where the mass is, reaching far into heavy
+        tails), with one CDF evaluation per grid point."""
+        per_row = (len(_grid_levels(self.members)) * self.members + 1) * self.members
         return _in_row_chunks(self._grid_crps_rows, params, y, per_row)
 
     def _grid_crps_rows(self, params: Params, y: Tensor) -> Tensor:
         member_params = tuple(p[..., None] for p in params)
-        grid = torch.as_tensor(self.base.quantile(member_params, _GRID_LEVELS)).double()
-        grid = grid.reshape(len(y), -1)
+        levels = _grid_levels(self.members)
+        grid = torch.as_tensor(self.base.quantile(member_params, levels)).double()
         y64 = y.double()[:, None]
-        grid = torch.sort(torch.cat([grid, y64], dim=1), dim=1).values
+        grid = torch.sort(torch.cat([grid.reshape(len(y), -1), y64], dim=1), dim=1).values
         member_params = tuple(p[:, None, :] for p in params)
-        total = torch.zeros_like(y64[:, 0])
-        for part, below in ((torch.minimum(grid, y64), True), (torch.maximum(grid, y64), False)):
-            big_f = self.base.cdf(member_params, part.to(y.dtype)[:, :, None]).double().mean(-1)
-            total += torch.trapezoid(big_f**2 if below else (1 - big_f) ** 2, part, dim=1)
-        return total.to(y.dtype)
+        big_f = self.base.cdf(member_params, grid.to(y.dtype)[:, :, None]).double().mean(-1)
+        # y is a grid point: each segment lies wholly below or wholly above it
+        width = torch.diff(grid, dim=1)
+        below = (grid[:, 1:] <= y64).double() * (big_f[:, 1:] ** 2 + big_f[:, :-1] ** 2)
+        above = (grid[:, :-1] >= y64).double() * (
+            (1 - big_f[:, 1:]) ** 2 + (1 - big_f[:, :-1]) ** 2
+        )
+        return (0.5 * width * (below + above)).sum(dim=1).to(y.dtype)
 
     def _count_crps(self, params: Params, y: Tensor) -> Tensor:
         top = torch.maximum(y, torch.as_tensor(self.quantile(params, _COUNT_TAIL))).max()

@@ -110,6 +110,8 @@ def _matches(value: Any, expected: Any) -> bool:
         return _plain(value)
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
     if expected is type(None):
         return value is None
     if expected is float:

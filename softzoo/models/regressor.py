@@ -6,7 +6,7 @@ import contextlib
 import math
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -26,6 +26,7 @@ from softzoo.models.scaling import DEQUANTIZE, dequantization_step, initial_valu
 from softzoo.nn import MLP, ParameterHeads, TabularInput
 from softzoo.nn.embeddings import NUMERIC_EMBEDDINGS
 from softzoo.nn.members import ENSEMBLE_TYPES
+from softzoo.recipe import AUTO_MODEL_KEYS, resolve_model_options
 
 __all__ = ["SoftRegressor"]
 
@@ -109,6 +110,10 @@ class SoftRegressor(pl.LightningModule):
             training target, each step anew, so the model fits the density of the values
             before rounding (Theis et al., 2016). "auto" does it where the target has at most
             sqrt(rows) distinct values; discrete and point families never.
+        train_rows: the number of training rows (``softzoo fit`` links it from the data),
+            from which the "auto" settings (``hidden``, ``numeric_embedding``,
+            ``numeric_bins``, ``ensemble_type``, ``ensemble_size``, ``warmup_fraction``)
+            take the default recipe's values (:func:`softzoo.recipe.default_recipe`).
         compile: compile the training loss (forward and backward) and the evaluation
             forward with ``torch.compile`` while fitting; where compiling fails (no C++
             compiler for inductor on CPU, an unsupported op), one line says so and training
@@ -127,7 +132,7 @@ class SoftRegressor(pl.LightningModule):
         in_features: int,
         family: str = "gaussian",
         family_options: dict[str, Any] | None = None,
-        hidden: Sequence[int] = (64, 64),
+        hidden: Sequence[int] | Literal["auto"] = (64, 64),
         activation: str | Sequence[str] = "softplus",
         softplus_beta: float = 1.0,
         softplus_threshold: float = 20.0,
@@ -146,18 +151,37 @@ class SoftRegressor(pl.LightningModule):
         missing_indicators: Sequence[str] | None = None,
         column_roles: list[dict[str, Any]] | None = None,
         missing_policy: str = "impute",
-        ensemble_size: int = 1,
+        ensemble_size: int | Literal["auto"] = 1,
         ensemble_type: str = "independent",
         numeric_embedding: str = "none",
-        numeric_bins: int = 48,
+        numeric_bins: int | Literal["auto"] = 48,
         calibration: str = "none",
         warmup_epochs: int = 0,
-        warmup_fraction: float = 0.0,
+        warmup_fraction: float | Literal["auto"] = 0.0,
         faithful: bool = False,
         dequantize: str = "auto",
         compile: bool = False,
+        train_rows: int | None = None,
     ) -> None:
         super().__init__()
+        # "auto" settings become the default recipe's for the training split's size,
+        # before the hyper-parameters are recorded: a checkpoint holds what was built
+        resolved = resolve_model_options(
+            {
+                "hidden": hidden,
+                "numeric_embedding": numeric_embedding,
+                "numeric_bins": numeric_bins,
+                "ensemble_type": ensemble_type,
+                "ensemble_size": ensemble_size,
+                "warmup_fraction": warmup_fraction,
+                "warmup_epochs": warmup_epochs,
+            },
+            train_rows,
+            point=not get_family(family, **(family_options or {})).probabilistic,
+        )
+        hidden, numeric_embedding, numeric_bins, ensemble_type, ensemble_size, warmup_fraction = (
+            resolved[k] for k in AUTO_MODEL_KEYS
+        )
         if optimizer not in _OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(_OPTIMIZERS)}")
         if scheduler not in _SCHEDULERS:
@@ -174,7 +198,8 @@ class SoftRegressor(pl.LightningModule):
             )
         if ensemble_type not in ENSEMBLE_TYPES:
             raise ValueError(
-                f"ensemble_type must be one of {ENSEMBLE_TYPES}, got {ensemble_type!r}"
+                f"ensemble_type must be one of {ENSEMBLE_TYPES} (or 'auto': the default "
+                f"recipe's), got {ensemble_type!r}"
             )
         if ensemble_type != "independent" and ensemble_size == 1:
             raise ValueError(
@@ -184,7 +209,8 @@ class SoftRegressor(pl.LightningModule):
             )
         if numeric_embedding not in NUMERIC_EMBEDDINGS:
             raise ValueError(
-                f"numeric_embedding must be one of {NUMERIC_EMBEDDINGS}, got {numeric_embedding!r}"
+                f"numeric_embedding must be one of {NUMERIC_EMBEDDINGS} (or 'auto': the default "
+                f"recipe's), got {numeric_embedding!r}"
             )
         if not isinstance(numeric_bins, int) or numeric_bins < 1:
             raise ValueError(f"numeric_bins must be a whole number >= 1, got {numeric_bins!r}")
@@ -207,6 +233,8 @@ class SoftRegressor(pl.LightningModule):
         if dequantize not in DEQUANTIZE:
             raise ValueError(f"dequantize must be one of {DEQUANTIZE}, got {dequantize!r}")
         self.save_hyperparameters()
+        # LightningCLI hands save_hyperparameters the config's values ("auto" included)
+        self.hparams.update({k: resolved[k] for k in AUTO_MODEL_KEYS})
         self.inputs = _tabular_input(
             in_features,
             self.feature_names,
@@ -448,10 +476,10 @@ class SoftRegressor(pl.LightningModule):
             return
         if self.hparams.get("numeric_embedding") == "piecewise_linear":
             raise ValueError(
-                "numeric_embedding='piecewise_linear' takes its bins from quantiles of the "
-                "whole training split, and with shard_row_groups each process holds only its "
-                "share of it: use numeric_embedding='periodic' or 'none' (or train without "
-                "shard_row_groups)"
+                "numeric_embedding='piecewise_linear' (the default recipe's) takes its bins "
+                "from quantiles of the whole training split, and with shard_row_groups each "
+                "process holds only its share of it: set --model.numeric_embedding periodic "
+                "or none (or train without shard_row_groups)"
             )
         self.family.check_support(statistics.target, "training target")
         self.inputs.set_statistics(statistics.fill, statistics.shift, statistics.scale)
@@ -683,9 +711,9 @@ class SoftRegressor(pl.LightningModule):
                 metric.update(params, y)
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
-        """Parameters (an ensemble's per member, as ``member_<name>``), mean (and an
-        ensemble's variance) and, for probabilistic families, the central interval; the
-        target too when the batch has one."""
+        """Parameters (an ensemble's per member, as ``member_<name>``), mean, median (for
+        continuous probabilistic families), an ensemble's variance and, for probabilistic
+        families, the central interval; the target too when the batch has one."""
         params = self(batch[0])
         mixture = isinstance(self.family, Mixture)
         # an ensemble's member parameters (batch, members) are "member_<name>", as in its
@@ -693,6 +721,10 @@ class SoftRegressor(pl.LightningModule):
         names = [f"member_{n}" if mixture else n for n in self.param_names]
         out = dict(zip(names, params, strict=True))
         out["mean"] = self.family.mean(params)
+        if self.family.probabilistic and not self.family.discrete:
+            # beside the mean: a heavy right tail (a log-normal with a large sigma) puts
+            # the mean far above where most of the mass is
+            out["median"] = self.family.quantile(params, 0.5)
         if mixture:
             out["variance"] = self.family.variance(params)
         if self.family.probabilistic:

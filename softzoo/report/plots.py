@@ -41,6 +41,7 @@ from softzoo.families import Family, Params
 from softzoo.metrics import pit_histogram
 
 __all__ = [
+    "HEAVY_TAIL_FACTOR",
     "RELIABILITY_LEVELS",
     "ReportData",
     "predict_report_data",
@@ -58,6 +59,12 @@ INTERVAL_LEVEL = 0.9
 MAX_DRAWN = 600
 _PIT_BINS = 10
 _DPI = 120
+
+#: ``report.md`` lists the rows whose predicted mean is more than this times their median.
+HEAVY_TAIL_FACTOR = 10.0
+
+#: The most heavy-tailed rows ``report.md`` lists one by one.
+_LISTED_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,15 @@ class ReportData:
 
     def interval(self, level: float = INTERVAL_LEVEL) -> tuple[Tensor, Tensor]:
         return self.family.interval(self.params, level)
+
+    def heavy_tail_rows(self, factor: float = HEAVY_TAIL_FACTOR) -> Tensor:
+        """The rows (0-based) whose predicted mean exceeds ``factor`` times their median:
+        a heavy right tail (a log-normal with a large sigma) that carries the mean far
+        above most of the mass; none for discrete and point families."""
+        if self.family.discrete or not self.family.probabilistic:
+            return torch.zeros(0, dtype=torch.long)
+        median = self.family.quantile(self.params, 0.5)
+        return torch.nonzero(self.mean > factor * median.abs()).flatten()
 
 
 @torch.no_grad()
@@ -351,7 +367,35 @@ def _markdown(
             f"The `{module.family.name}` family is a point predictor: it has no predictive "
             "distribution, so there is no reliability diagram, PIT histogram or interval.",
         ]
-    return "\n".join(lines + _roles_section(module)) + "\n"
+    return "\n".join(lines + _heavy_tail_section(data) + _roles_section(module)) + "\n"
+
+
+def _heavy_tail_section(data: ReportData) -> list[str]:
+    """The rows whose mean is more than HEAVY_TAIL_FACTOR times their median."""
+    rows = data.heavy_tail_rows()
+    if not len(rows):
+        return []
+    mean, median = data.mean, data.family.quantile(data.params, 0.5)
+    lines = [
+        "",
+        "## Rows with a heavy right tail",
+        "",
+        f"{len(rows)} of the {len(data.target)} rows have a predicted mean more than "
+        f"{HEAVY_TAIL_FACTOR:g} times their median: most of their predicted mass lies far "
+        "below the mean, which a few large values carry. Look at their features (values far "
+        "from the training rows?) before using their mean.",
+        "",
+        f"| row | mean | median | mean / median | actual {data.target_name} |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for i in rows[:_LISTED_ROWS].tolist():
+        lines.append(
+            f"| {i} | {float(mean[i]):.6g} | {float(median[i]):.6g} | "
+            f"{float(mean[i] / median[i]):.3g} | {float(data.target[i]):.6g} |"
+        )
+    if len(rows) > _LISTED_ROWS:
+        lines.append(f"| … {len(rows) - _LISTED_ROWS} more | | | | |")
+    return lines
 
 
 def _roles_section(module: Any) -> list[str]:

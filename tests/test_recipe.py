@@ -1,0 +1,106 @@
+"""The default recipe: settings from the number of training rows only, the one-line form
+trained with early stopping, and no absurd prediction for a row far from the training
+rows (a feature at an impossible value, a feature 100x its training maximum)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from softzoo.cli import QUIET_RUN, main
+from softzoo.data import TabularDataModule
+from softzoo.models import SoftRegressor, load_checkpoint
+from softzoo.recipe import default_recipe, resolve_model_options
+
+#: The predicted mean of a far row stays within [min / FACTOR, max * FACTOR] of the
+#: training targets (docs/training.md).
+FACTOR = 10.0
+
+
+def test_the_recipe_scales_with_the_training_rows() -> None:
+    small, middle, large = (default_recipe(n) for n in (500, 15_000, 200_000))
+    assert (small.hidden, middle.hidden, large.hidden) == ([64, 64], [128, 128], [256, 256])
+    assert (small.batch_size, middle.batch_size, large.batch_size) == (64, 256, 512)
+    assert (small.numeric_bins, middle.numeric_bins, large.numeric_bins) == (12, 48, 48)
+    assert small.patience == small.max_epochs // 4
+    assert {r.numeric_embedding for r in (small, middle, large)} == {"piecewise_linear"}
+
+
+def test_what_the_user_gives_is_kept_and_the_rest_follows_it() -> None:
+    auto = dict.fromkeys(
+        ("hidden", "numeric_embedding", "numeric_bins", "ensemble_type", "warmup_fraction"),
+        "auto",
+    )
+    given = resolve_model_options({**auto, "ensemble_size": 5, "warmup_epochs": 3}, 1000)
+    assert given["ensemble_size"] == 5 and given["ensemble_type"] == "independent"
+    assert given["warmup_fraction"] == 0.0  # warmup_epochs was given
+    tabm = resolve_model_options({**auto, "ensemble_size": "auto", "ensemble_type": "batch"}, 1000)
+    assert tabm["ensemble_size"] == default_recipe(1000).ensemble_size
+    with pytest.raises(ValueError, match="give train_rows"):
+        SoftRegressor(3, hidden="auto")
+
+
+def test_a_model_records_what_auto_became() -> None:
+    model = SoftRegressor(2, hidden="auto", ensemble_size="auto", train_rows=30_000)
+    assert model.hparams.hidden == [256, 256] and model.hparams.ensemble_size == 5
+    assert model.hparams.ensemble_type == "independent"
+
+
+def _far_rows_table(tmp_path) -> tuple[str, pd.DataFrame]:
+    """A price-like table: ``size`` between 3 and 11 for all but 0.05 % of the rows, which
+    hold an impossible 0 (and a normal price)."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    size = rng.uniform(3, 11, n)
+    size[rng.choice(n, 3, replace=False)] = 0.0
+    quality = rng.choice(["poor", "good", "best"], n)
+    depth = rng.normal(60, 2, n)
+    log_price = 0.35 * np.clip(size, 3, 11) + 0.2 * (quality == "best") + rng.normal(0, 0.3, n)
+    frame = pd.DataFrame({"size": size, "quality": quality, "depth": depth})
+    frame["price"] = np.exp(log_price).round(2)
+    path = tmp_path / "prices.csv"
+    frame.to_csv(path, index=False)
+    return str(path), frame
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        "lognormal",
+        "gamma",
+        pytest.param("gaussian", marks=pytest.mark.slow),
+        pytest.param("student_t", marks=pytest.mark.slow),
+        pytest.param("positive", marks=pytest.mark.slow),
+    ],
+)
+def test_a_row_far_from_the_training_rows_gets_no_absurd_mean(tmp_path, family) -> None:
+    path, frame = _far_rows_table(tmp_path)
+    args = ["--data.path", path, "--data.target", "price", "--model.family", family]
+    # the one-line form, with fewer epochs to keep the test short
+    root = ["--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "25"]
+    assert main(["fit", *args, *root, *QUIET_RUN]) == 0
+    model = load_checkpoint(next(tmp_path.glob("runs/csv/version_0/checkpoints/best.ckpt")))
+    assert model.hparams.numeric_embedding == "piecewise_linear"
+    data = TabularDataModule(path=path, target="price", vocabularies=model.categories)
+    x = data.features_tensor[:4].clone()
+    size, depth = data.feature_names.index("size"), data.feature_names.index("depth")
+    x[0, size] = 0.0  # the impossible value a few training rows hold
+    x[1, size] = 100 * float(frame["size"].max())
+    x[2, depth] = 100 * float(frame["depth"].max())
+    x[3, size] = -100 * float(frame["size"].max())
+    with torch.no_grad():
+        mean = model.family.mean(model(x))
+    low, high = frame["price"].min() / FACTOR, frame["price"].max() * FACTOR
+    assert bool(((mean > low) & (mean < high)).all()), (mean, low, high)
+
+
+def test_the_one_line_form_stops_early_and_restores_the_best_epoch(tmp_path) -> None:
+    path, _ = _far_rows_table(tmp_path)
+    args = ["--data.path", path, "--data.target", "price", "--model.family", "gamma"]
+    root = ["--trainer.default_root_dir", str(tmp_path), "--early_stopping_patience", "1"]
+    assert main(["fit", *args, *root, "--trainer.max_epochs", "60", *QUIET_RUN]) == 0
+    metrics = pd.read_csv(tmp_path / "runs/csv/version_0/metrics.csv")
+    epochs = metrics["epoch"].max() + 1
+    assert epochs < 60  # stopped on val_loss (patience 1)
