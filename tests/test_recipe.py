@@ -104,3 +104,22 @@ def test_the_one_line_form_stops_early_and_restores_the_best_epoch(tmp_path) -> 
     metrics = pd.read_csv(tmp_path / "runs/csv/version_0/metrics.csv")
     epochs = metrics["epoch"].max() + 1
     assert epochs < 60  # stopped on val_loss (patience 1)
+
+
+def test_the_report_lists_rows_whose_mean_is_far_above_their_median() -> None:
+    from softzoo.families import get_family
+    from softzoo.report.plots import HEAVY_TAIL_FACTOR, ReportData, _heavy_tail_section
+
+    # log-normal: mean / median = exp(sigma^2 / 2); sigma 2.8 gives ~50, sigma 0.5 ~1.13
+    sigma = torch.tensor([0.5, 2.8, 0.5, 2.2], dtype=torch.float64)
+    data = ReportData(get_family("lognormal"), (torch.zeros(4).double(), sigma), torch.ones(4))
+    ratio = torch.exp(sigma**2 / 2)
+    assert (
+        data.heavy_tail_rows().tolist()
+        == torch.nonzero(ratio > HEAVY_TAIL_FACTOR).flatten().tolist()
+    )
+    assert data.heavy_tail_rows().tolist() == [1, 3]
+    section = "\n".join(_heavy_tail_section(data))
+    assert "2 of the 4 rows have a predicted mean more than 10 times their median" in section
+    counts = ReportData(get_family("poisson"), (torch.ones(4).double(),), torch.ones(4))
+    assert counts.heavy_tail_rows().tolist() == []
