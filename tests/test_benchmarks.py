@@ -16,6 +16,7 @@ def _load(name: str):
         sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -211,3 +212,30 @@ def test_results_of_an_emulated_host_class_are_kept_apart(monkeypatch) -> None:
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "AVX2")
     assert result_stem("train_throughput") == "train_throughput_avx2"
     assert set(host_info()) >= {"cpu", "cpu_capability", "onnxruntime", "torch_threads"}
+
+
+def test_peers_summary_counts_nll_wins_and_rmse_ratios() -> None:
+    peers = _load("peers")
+    results = {
+        "a": {
+            "softzoo": {"nll": 1.0, "rmse": 2.0},
+            "lightgbm": {"nll": None, "rmse": 1.0},
+            "ngboost": {"nll": 1.5, "rmse": 4.0},
+        },
+        "b": {"softzoo": {"nll": 2.0, "rmse": 3.0}, "catboost_y": {"nll": 1.9, "rmse": 3.0}},
+    }
+    got = peers.summary(results)
+    assert got["nll_wins"] == 1  # a: 1.0 <= 1.5 (a point model has no NLL); b: 2.0 > 1.9
+    assert got["rmse_over_best_peer"] == {"a": 2.0, "b": 1.0, "worst": 2.0}
+
+
+def test_peers_skip_a_missing_peer_and_refuse_a_changed_table(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    peers = _load("peers")
+    assert not peers._available("no_such_peer_package")
+    assert "no_such_peer_package is not installed" in capsys.readouterr().out
+    monkeypatch.setattr(peers, "CACHE", tmp_path)
+    (tmp_path / "CPS1988.csv").write_text("wage\n1\n")
+    with pytest.raises(ValueError, match=r"CPS1988.csv has sha256 .*, expected ef5ee9"):
+        peers.table_file("cps1988")
