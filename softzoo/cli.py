@@ -318,6 +318,17 @@ def _cli_class() -> type:
             if patience == 0 or any(isinstance(c, LightningEarlyStopping) for c in callbacks):
                 return []
             if not len(self.datamodule.split_indices["val"]):
+                if patience is not None:
+                    raise ValueError(
+                        f"--early_stopping_patience {patience} stops on val_loss of the "
+                        "validation split, and it is empty: set --data.val_fraction > 0 (or "
+                        "give val rows), or --early_stopping_patience 0"
+                    )
+                print(
+                    "softzoo: no validation split, so no early stopping: the run trains all "
+                    "its epochs (--data.val_fraction > 0 gives one)",
+                    file=sys.stderr,
+                )
                 return []
             patience = self._recipe().patience if patience is None else patience
             return [EarlyStopping(monitor="val_loss", patience=patience)]

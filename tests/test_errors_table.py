@@ -98,7 +98,9 @@ CLI_ROWS = {
         "d.csv", "y", "--model.ensemble_type", "batch", "--model.ensemble_size", "1"
     ),
     "unknown numeric embedding": _csv("d.csv", "y", "--model.numeric_embedding", "quantile"),
-    "warm-up in epochs and as a fraction": _csv("d.csv", "y", "--model.warmup_epochs", "3"),
+    "warm-up in epochs and as a fraction": _csv(
+        "d.csv", "y", "--model.warmup_epochs", "3", "--model.warmup_fraction", "0.1"
+    ),
     "warm-up as long as the run": _csv(
         "d.csv", "y", "--model.warmup_fraction", "0", "--model.warmup_epochs", "1"
     ),
@@ -118,7 +120,7 @@ CLI_ROWS = {
         "d.csv", "y", "--model.calibration", "conformal", "--data.init_args.val_fraction", "0"
     ),
     "early stopping without a validation split": _csv(
-        "d.csv", "y", "--data.init_args.val_fraction", "0"
+        "d.csv", "y", "--data.init_args.val_fraction", "0", "--early_stopping_patience", "10"
     ),
     "calibration of a point predictor": _csv(
         "d.csv", "y", "--model.family", "positive", "--model.calibration", "conformal"

@@ -69,7 +69,7 @@ def _far_rows_table(tmp_path) -> tuple[str, pd.DataFrame]:
     "family",
     [
         "lognormal",
-        "gamma",
+        pytest.param("gamma", marks=pytest.mark.slow),
         pytest.param("gaussian", marks=pytest.mark.slow),
         pytest.param("student_t", marks=pytest.mark.slow),
         pytest.param("positive", marks=pytest.mark.slow),
