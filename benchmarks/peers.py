@@ -280,6 +280,7 @@ def run_catboost(path: Path, table: Table, log: bool) -> dict:
     model = CatBoostRegressor(
         loss_function="RMSEWithUncertainty", iterations=5000, learning_rate=0.05,
         od_type="Iter", od_wait=100, verbose=False, thread_count=2, random_seed=0,
+        allow_writing_files=False,
     )  # fmt: skip
     start = time.perf_counter()
     model.fit(pool(xt, yt), eval_set=pool(xv, yv), use_best_model=True)

@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from _results import host_info, write_results
 
+from softzoo import recipe
 from softzoo.data import InMemoryBatchLoader, UCISplitDataModule, uci_splits
 from softzoo.families import Mixture, get_family
 from softzoo.models import SoftRegressor
@@ -167,20 +168,17 @@ PROTOCOL_RECIPE: dict[str, Any] = {
     "beta_nll": 0.0,
     "faithful": False,
 }
-#: softzoo's default recipe, as configs/examples and the zoo recipes write it, for (e) and
-#: (f): chosen by uci_recipe.py on training rows only (results/uci_recipe_default.md).
+#: softzoo's default recipe for (e) and (f): the settings the one-line form ``softzoo fit``
+#: trains with. These are fixed; the ones that scale with the table (width, numeric
+#: embedding and bins, ensemble type and size, batch, epochs, patience, warm-up) come from
+#: :func:`softzoo.recipe.default_recipe` for the rows left after the holdout.
 DEFAULT_RECIPE: dict[str, Any] = {
-    "hidden": [64, 64],
     "activation": "softplus",
     "softplus_beta": 1.0,
     "lr": 3e-3,
-    "epochs": 200,
-    "batch_size": 64,
     "weight_decay": 1e-4,
     "cosine": True,
     "holdout": 0.1,
-    "patience": 50,
-    "warmup": 0.1,
     "beta_nll": 0.0,
     "faithful": False,
 }
@@ -314,9 +312,24 @@ def protocol_recipe(name: str, **changes: Any) -> dict[str, Any]:
     return {**PROTOCOL_RECIPE, "hidden": [hidden], "epochs": epochs, **changes}
 
 
-def default_recipe(name: str, **changes: Any) -> dict[str, Any]:
-    """softzoo's default recipe (configs/examples, the zoo recipes) on a UCI data set."""
-    return {**DEFAULT_RECIPE, **changes}
+def default_recipe(rows: int, **changes: Any) -> dict[str, Any]:
+    """softzoo's default recipe (the one-line ``softzoo fit``) for a training split of
+    ``rows`` rows: its validation rows carved out first, as the data module does."""
+    fit_rows = rows - max(1, round(DEFAULT_RECIPE["holdout"] * rows))
+    scaled = recipe.default_recipe(fit_rows)
+    return {
+        **DEFAULT_RECIPE,
+        "hidden": scaled.hidden,
+        "numeric_embedding": scaled.numeric_embedding,
+        "numeric_bins": scaled.numeric_bins,
+        "ensemble_type": scaled.ensemble_type,
+        "members": scaled.ensemble_size,
+        "batch_size": scaled.batch_size,
+        "epochs": scaled.max_epochs,
+        "patience": scaled.patience,
+        "warmup": scaled.warmup_fraction,
+        **changes,
+    }
 
 
 def fit_recipe(
@@ -324,7 +337,6 @@ def fit_recipe(
     y: torch.Tensor,
     recipe: dict[str, Any],
     seed: int,
-    members: int = 1,
     calibrate: bool = False,
 ) -> SoftRegressor:
     """Build a Gaussian SoftRegressor as ``recipe`` says and train it on (x, y)."""
@@ -339,7 +351,10 @@ def fit_recipe(
         hidden=r["hidden"],
         activation=r["activation"],
         softplus_beta=r["softplus_beta"],
-        ensemble_size=members,
+        ensemble_size=r.get("members", 1),
+        ensemble_type=r.get("ensemble_type", "independent"),
+        numeric_embedding=r.get("numeric_embedding", "none"),
+        numeric_bins=r.get("numeric_bins", 48),
         warmup_epochs=round(r["warmup"] * r["epochs"]),
         faithful=r["faithful"],
         calibration="conformal" if calibrate else "none",
@@ -357,13 +372,15 @@ def run_split(job: tuple[str, str, int, int]) -> tuple[str, int, dict[str, dict[
     x_test, y_test = data.tensors("test")
     seed = 1000 * split
     protocol = protocol_recipe(name, **({"batch_size": batch} if batch else {}))
-    default = default_recipe(name)
+    default = default_recipe(len(x))
     models = {
         "a_softplus": fit_recipe(x, y, protocol, seed),
         "b_relu": fit_recipe(x, y, {**protocol, "activation": "relu"}, seed),
-        "c_ensemble5": fit_recipe(x, y, protocol, seed, members=5),
+        "c_ensemble5": fit_recipe(x, y, {**protocol, "members": 5}, seed),
         "e_default": fit_recipe(x, y, default, seed, calibrate=True),
-        "f_default_ensemble5": fit_recipe(x, y, default, seed, members=5),
+        "f_default_ensemble5": fit_recipe(
+            x, y, {**default, "ensemble_type": "independent", "members": 5}, seed
+        ),
     }
     scores = {run: _gaussian_scores(*_predict(m, x_test), y_test) for run, m in models.items()}
     # (e) before its map is fitted is the raw model; the map comes from its own holdout

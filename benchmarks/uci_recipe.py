@@ -65,7 +65,12 @@ GRIDS: dict[str, dict[str, list]] = {
     # the early-stopping patience of the default recipe, once the rest was chosen
     "patience": {"patience": [20, 50]},
 }
-RECIPES = {"protocol": protocol_recipe, "default": default_recipe, "patience": default_recipe}
+#: Each grid's base recipe, from the data set's name and its training rows.
+RECIPES = {
+    "protocol": lambda name, rows: protocol_recipe(name),
+    "default": lambda name, rows: default_recipe(rows),
+    "patience": lambda name, rows: default_recipe(rows),
+}
 SELECTION_FRACTION = 0.2
 #: How far above the median candidate's NLL on a data set counts as blowing up there.
 BLOWUP_NATS = 1.0
@@ -86,7 +91,7 @@ def run_split(job: tuple[str, str, str, int]) -> tuple[str, int, list[float]]:
     x_fit, y_fit, x_sel, y_sel = _holdout(x, y, SELECTION_FRACTION, seed + 1)
     scores = []
     for changes in candidates(grid):
-        model = fit_recipe(x_fit, y_fit, RECIPES[grid](name, **changes), seed)
+        model = fit_recipe(x_fit, y_fit, {**RECIPES[grid](name, len(x_fit)), **changes}, seed)
         scores.append(_gaussian_scores(*_predict(model, x_sel), y_sel)["nll"])
     return name, split, scores
 
