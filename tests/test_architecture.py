@@ -11,7 +11,14 @@ from conftest import ROOT
 
 #: Lowest first; the same order as the table in docs/architecture.md.
 LAYERS = (
-    ("softzoo._io", "softzoo._names", "softzoo._codes", "softzoo._lightning", "softzoo.recipe"),
+    (
+        "softzoo._io",
+        "softzoo._names",
+        "softzoo._codes",
+        "softzoo._lightning",
+        "softzoo._options",
+        "softzoo.recipe",
+    ),
     ("softzoo.datasets",),
     ("softzoo.data",),
     ("softzoo.nn",),
@@ -22,6 +29,7 @@ LAYERS = (
     ("softzoo.report",),
     ("softzoo.callbacks",),
     ("softzoo.cli", "softzoo.demo", "softzoo.bench", "softzoo.reproduce"),
+    ("softzoo.sklearn",),
 )
 #: `import softzoo` re-exports the zoo lazily (inside __getattr__): a facade, not a layer.
 FACADE = "softzoo"

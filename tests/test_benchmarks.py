@@ -118,6 +118,7 @@ def test_uci_recipe_never_chooses_a_candidate_that_blows_up() -> None:
     assert summary["chosen"] == {"lr": 3e-3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", [["uci.py"], ["uci_recipe.py", "default"]])
 def test_uci_benchmarks_skip_cleanly_without_data(tmp_path, script) -> None:
     result = subprocess.run(
@@ -152,6 +153,7 @@ def test_dead_units_experiment_records_every_epoch_and_summarises(tmp_path) -> N
     assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_softzoo_bench_runs_the_checkouts_scripts_and_prints_their_json(tmp_path, capsys) -> None:
     from softzoo.cli import main
 
@@ -181,6 +183,7 @@ def test_tables_benchmark_reports_the_host_and_the_linear_baseline(tmp_path) -> 
     assert {"cpu", "cpu_capability", "onnxruntime", "torch_threads"} <= set(host)
 
 
+@pytest.mark.slow
 def test_ensemble_benchmark_times_every_ensemble_type() -> None:
     result = subprocess.run(
         [

@@ -315,7 +315,9 @@ def test_predict_file_needs_the_feature_columns(table, tmp_path) -> None:
     dm = TabularDataModule(
         path=str(table[0]), target="price", features=NUMERIC, predict_path=str(other)
     )
-    with pytest.raises(ValueError, match=r"feature column 'b' not found in '.*new.csv'"):
+    with pytest.raises(
+        ValueError, match=r"feature column 'b' not found in predict file '.*new.csv'"
+    ):
         dm.predict_dataloader()
 
 

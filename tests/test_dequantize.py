@@ -90,6 +90,7 @@ def _smallest_sigma(dequantize: str) -> float:
         return float(model(x)[1].min())
 
 
+@pytest.mark.slow
 def test_sigma_does_not_collapse_on_rows_that_share_one_value() -> None:
     # a rounded variable keeps a variance of step^2 / 12: sigma 0.29 for a step of 1
     assert _smallest_sigma("never") < 0.1

@@ -127,6 +127,7 @@ def ensemble_run(tmp_path_factory):
     return folder, args
 
 
+@pytest.mark.slow
 def test_every_command_works_on_an_ensemble(ensemble_run, capsys) -> None:
     folder, args = ensemble_run
     ckpt = str(folder / "ck/last.ckpt")

@@ -68,7 +68,7 @@ def _far_rows_table(tmp_path) -> tuple[str, pd.DataFrame]:
 @pytest.mark.parametrize(
     "family",
     [
-        "lognormal",
+        pytest.param("lognormal", marks=pytest.mark.slow),
         pytest.param("gamma", marks=pytest.mark.slow),
         pytest.param("gaussian", marks=pytest.mark.slow),
         pytest.param("student_t", marks=pytest.mark.slow),
@@ -96,6 +96,7 @@ def test_a_row_far_from_the_training_rows_gets_no_absurd_mean(tmp_path, family) 
     assert bool(((mean > low) & (mean < high)).all()), (mean, low, high)
 
 
+@pytest.mark.slow
 def test_the_one_line_form_stops_early_and_restores_the_best_epoch(tmp_path) -> None:
     path, _ = _far_rows_table(tmp_path)
     args = ["--data.path", path, "--data.target", "price", "--model.family", "gamma"]

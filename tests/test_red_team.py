@@ -402,6 +402,7 @@ def _coded_frame(n: int = 90) -> pd.DataFrame:
     return pd.DataFrame({"size": size, "code": codes, "flag": flag, "price": np.exp(size + effect)})
 
 
+@pytest.mark.slow
 def test_a_rows_category_never_depends_on_the_other_rows_of_its_file(tmp_path) -> None:
     assert _fit(tmp_path, _coded_frame()) == 0
     model = load_checkpoint(tmp_path / "ck/last.ckpt")

@@ -155,6 +155,7 @@ def test_checkpoint_round_trip_is_bit_identical(tmp_path) -> None:
     assert loaded.feature_names == ["x0", "x1"] and bool(loaded.scaling_fitted)
 
 
+@pytest.mark.slow
 def test_recovers_heteroscedastic_sigma_and_calibrated_intervals() -> None:
     """On y = m(x) + σ(x)·ε with σ from 0.1 to 1.0 the model learns σ(x) within 15 %
     (mean relative error over held-out points) and 90 % intervals cover 85-95 %."""

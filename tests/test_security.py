@@ -322,6 +322,7 @@ def test_a_stale_lock_is_taken_over_and_a_finished_run_leaves_none(tmp_path, cap
     assert not (folder / ".softzoo-fit.lock").exists() and (folder / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_two_runs_in_one_directory_the_second_stops_before_it_starts(tmp_path) -> None:
     folder = tmp_path / "ck"
     args = _fit_args(tmp_path, "--checkpoint.dirpath", str(folder), "--trainer.max_epochs", "400")
@@ -353,6 +354,7 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> No
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_sigterm_during_fit_exits_143(tmp_path) -> None:
     folder = tmp_path / "ck"
     args = _fit_args(tmp_path, "--checkpoint.dirpath", str(folder), "--trainer.max_epochs", "400")
@@ -401,6 +403,7 @@ def _small_disk(folder: Path, free_bytes: int) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_every_writer_reports_a_real_full_disk(tmp_path, capsys, trained) -> None:
     with _small_disk(tmp_path / "disk", 8192) as disk:
         (disk / "m.onnx").write_text("old")

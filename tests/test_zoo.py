@@ -171,6 +171,7 @@ def test_architecture_overrides_do_not_mix_with_weights() -> None:
     assert softzoo.get_model(MODELS[0], weights="DEFAULT", lr=1e-4).hparams.lr == 1e-4
 
 
+@pytest.mark.slow
 def test_entry_point_plugin_registers_a_model(tmp_path) -> None:
     package = tmp_path / "softzoo_plugin_demo"
     package.mkdir()
@@ -233,6 +234,7 @@ def test_recipes_and_cards_agree() -> None:
         assert recipe.read_text() == _card(name).recipe_yaml
 
 
+@pytest.mark.slow
 def test_export_kit_holds_every_zoo_model_with_parity() -> None:
     manifest = json.loads((ROOT / "export/manifest.json").read_text())["models"]
     assert sorted(manifest) == MODELS

@@ -11,7 +11,7 @@ from softzoo.data.loader import InMemoryBatchLoader
 from softzoo.data.registry import DATA_MODULE_ENTRY_POINT_GROUP, data_module_class
 from softzoo.data.roles import ColumnRole, roles_table
 from softzoo.data.synthetic import SyntheticDataModule, synthetic_table, true_mean, true_scale
-from softzoo.data.tabular import TabularDataModule, read_table
+from softzoo.data.tabular import TabularDataModule, encode_features, read_table
 from softzoo.data.uci import UCISplitDataModule, uci_splits
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "TabularDataModule",
     "UCISplitDataModule",
     "data_module_class",
+    "encode_features",
     "read_table",
     "roles_table",
     "synthetic_table",

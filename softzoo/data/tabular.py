@@ -6,6 +6,7 @@ import dataclasses
 import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -50,7 +51,13 @@ from softzoo.data.shards import (
     statistics_across,
 )
 
-__all__ = ["MISSING_POLICIES", "TabularDataModule", "header_names", "read_table"]
+__all__ = [
+    "MISSING_POLICIES",
+    "TabularDataModule",
+    "encode_features",
+    "header_names",
+    "read_table",
+]
 
 
 def _require_columns(frame: pd.DataFrame, names: list[str], role: str, source: str) -> None:
@@ -518,30 +525,59 @@ class TabularDataModule(ArrayDataModule):
     def predict_dataloader(self) -> InMemoryBatchLoader | list:
         if self.predict_path is None:
             return super().predict_dataloader()
-        categories = self.categories
-        frame = read_table(self.predict_path, list(categories))
-        source = repr(self.predict_path)
-        _require_columns(frame, self.feature_names, "feature", source)
-        numeric = [c for c in self.feature_names if c not in categories]
-        dtypes = {r["name"]: r["dtype"] for r in self.arrays.roles}
-        columns = [numeric_values(frame, c, "feature", source) for c in numeric]
-        columns += [encode_categories(frame[c], v, dtypes[c]) for c, v in categories.items()]
-        x = np.stack(columns, axis=1)
-        if self.missing == "error":
-            _refuse_gaps(x, self.feature_names, len(numeric), source)
-        check_finite(x, self.feature_names, "feature", allow_nan=True)
-        features = torch.as_tensor(x, dtype=torch.float32)
-        return InMemoryBatchLoader(features, batch_size=self.eval_batch_size)
+        frame = read_table(self.predict_path, list(self.categories))
+        x = encode_features(
+            frame,
+            self.feature_names,
+            self.categories,
+            self.arrays.roles,
+            self.missing,
+            f"predict file {self.predict_path!r}",
+        )
+        return InMemoryBatchLoader(torch.as_tensor(x), batch_size=self.eval_batch_size)
+
+
+def encode_features(
+    frame: pd.DataFrame,
+    feature_names: Sequence[str],
+    categories: dict[str, list[str]],
+    roles: Sequence[dict] | None,
+    missing: str = "impute",
+    source: str = "the table",
+) -> np.ndarray:
+    """The float32 feature matrix that a model trained with these columns reads from the
+    rows of ``frame``: its numeric columns as numbers (NaN where empty), then one code per
+    categorical column by the recorded dtype (``roles``; text where none is recorded):
+    0 for a missing cell, 1 for a category unseen in training, 2 for the first category.
+    Other columns and their order do not matter; a row's values depend on that row alone.
+
+    Example:
+        >>> frame = pd.DataFrame({"colour": ["red", None], "size": [1.5, 2.0]})
+        >>> encode_features(frame, ["size", "colour"], {"colour": ["red"]}, None).tolist()
+        [[1.5, 2.0], [2.0, 0.0]]
+    """
+    _require_columns(frame, list(feature_names), "feature", source)
+    numeric = [c for c in feature_names if c not in categories]
+    dtypes = {r["name"]: r["dtype"] for r in roles or ()}
+    columns = [numeric_values(frame, c, "feature", source) for c in numeric]
+    columns += [
+        encode_categories(frame[c], v, dtypes.get(c, "text")) for c, v in categories.items()
+    ]
+    x = np.stack(columns, axis=1)
+    if missing == "error":
+        _refuse_gaps(x, list(feature_names), len(numeric), source)
+    check_finite(x, list(feature_names), "feature", allow_nan=True)
+    return x.astype(np.float32)
 
 
 def _refuse_gaps(x: np.ndarray, names: list[str], n_numeric: int, source: str) -> None:
-    """Under missing='error', a file to predict on may have no empty numeric cell and no
+    """Under missing='error', rows to predict on may have no empty numeric cell and no
     missing category either: the first column with one is an error."""
     for j, name in enumerate(names):
         gaps = np.isnan(x[:, j]) if j < n_numeric else x[:, j] == MISSING_CODE
         if gaps.any():
             rows = np.flatnonzero(gaps)
-            what = f"predict file {source}: feature"
+            what = f"{source}: feature"
             raise ValueError(missing_message(what, name, rows.size, int(rows[0]) + 1))
 
 

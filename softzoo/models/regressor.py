@@ -350,6 +350,17 @@ class SoftRegressor(pl.LightningModule):
         value = _calibration.fit_map(how, self.family, params, y, self.hparams.interval_level)
         (self.calibration_scale if how == "scale" else self.calibration_level).fill_(value)
 
+    @torch.no_grad()
+    def predict_params(self, x: Tensor, batch_size: int = 4096) -> Params:
+        """The parameters (``forward``: calibrated, if the model is) of many rows,
+        ``batch_size`` rows at a time, without gradients.
+
+        Example::
+
+            loc, scale = model.eval().predict_params(features)
+        """
+        return self._in_chunks(self, x, batch_size)
+
     def _in_chunks(self, compute: Any, x: Tensor, rows: int = 4096) -> Params:
         parts = [compute(x[i : i + rows]) for i in range(0, len(x), rows)]
         return tuple(torch.cat(p) for p in zip(*parts, strict=True))

@@ -1,0 +1,321 @@
+"""softzoo.sklearn.SoftzooRegressor: scikit-learn's conventions on top of softzoo fit."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.metrics import r2_score
+
+from softzoo.cli import QUIET_RUN, run_cli
+from softzoo.data import read_table
+from softzoo.datasets import load_frame
+from softzoo.models import check_checkpoint, load_checkpoint
+from softzoo.sklearn import PredictiveDistribution, SoftzooRegressor
+
+TARGET = "body_mass_g"
+
+
+@pytest.fixture(scope="module")
+def penguins() -> tuple[pd.DataFrame, pd.Series]:
+    """The bundled penguins table: text columns, a bool-free mix and empty cells."""
+    frame = load_frame("penguins").dropna(subset=[TARGET]).reset_index(drop=True)
+    return frame.drop(columns=TARGET), frame[TARGET]
+
+
+@pytest.fixture(scope="module")
+def fitted(penguins: tuple[pd.DataFrame, pd.Series]) -> SoftzooRegressor:
+    X, y = penguins
+    return SoftzooRegressor(family="gamma", max_epochs=4, calibration="conformal").fit(X, y)
+
+
+def _cli_model(tmp_path: Path, csv: Path, *extra: str):
+    cli = run_cli(
+        [
+            "fit",
+            "--data.path",
+            str(csv),
+            "--data.target",
+            TARGET,
+            "--model.family",
+            "gamma",
+            "--trainer.max_epochs",
+            "3",
+            "--seed_everything",
+            "0",
+            "--trainer.logger",
+            "false",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--checkpoint.dirpath",
+            str(tmp_path / "ckpt"),
+            *QUIET_RUN,
+            *extra,
+        ]
+    )
+    return load_checkpoint(cli.trainer.checkpoint_callback.best_model_path)
+
+
+def test_the_same_numbers_as_softzoo_fit_on_the_same_rows_and_seed(
+    tmp_path: Path, penguins: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, y = penguins
+    split = np.where(np.arange(len(y)) % 5 == 0, "val", "train")
+    csv = tmp_path / "penguins.csv"
+    X.assign(**{TARGET: y, "split": split}).to_csv(csv, index=False)
+    cli_model = _cli_model(tmp_path, csv, "--data.split_column", "split")
+
+    table = read_table(csv)
+    train, val = table[table.split == "train"], table[table.split == "val"]
+    estimator = SoftzooRegressor(family="gamma", max_epochs=3, seed=0).fit(
+        train.drop(columns=[TARGET, "split"]),
+        train[TARGET],
+        eval_set=(val.drop(columns=[TARGET, "split"]), val[TARGET]),
+    )
+    features = [
+        [r for r in model.hparams.column_roles if r["role"] not in ("target", "split")]
+        for model in (estimator.model_, cli_model)
+    ]
+    assert features[0] == features[1]
+    features = torch.as_tensor(estimator._features(X))
+    expected = cli_model.family.mean(cli_model.predict_params(features)).double().numpy()
+    np.testing.assert_array_equal(estimator.predict(X), expected)
+
+
+@pytest.mark.slow
+def test_validation_rows_are_carved_as_the_data_module_does(
+    tmp_path: Path, penguins: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, y = penguins
+    csv = tmp_path / "penguins.csv"
+    X.assign(**{TARGET: y}).to_csv(csv, index=False)
+    cli_model = _cli_model(tmp_path, csv, "--data.test_fraction", "0")
+    table = read_table(csv)
+    estimator = SoftzooRegressor(family="gamma", max_epochs=3).fit(
+        table.drop(columns=TARGET), table[TARGET]
+    )
+    x = torch.as_tensor(estimator._features(X))
+    expected = cli_model.family.mean(cli_model.predict_params(x)).double().numpy()
+    np.testing.assert_array_equal(estimator.predict(X), expected)
+
+
+def test_every_prediction_method_in_the_targets_units(
+    fitted: SoftzooRegressor, penguins: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, y = penguins
+    mean, median = fitted.predict(X), fitted.predict_median(X)
+    quantiles = fitted.predict_quantiles(X, [0.05, 0.5, 0.95])
+    interval = fitted.predict_interval(X)
+    assert mean.shape == median.shape == (len(X),) and mean.dtype == np.float64
+    assert quantiles.shape == (len(X), 3) and interval.shape == (len(X), 2)
+    assert (np.diff(quantiles, axis=1) > 0).all()
+    np.testing.assert_allclose(quantiles[:, 1], median, rtol=1e-6)
+    assert 2_000 < np.median(mean) < 7_000  # grams, not standardised units
+    dist = fitted.predict_dist(X)
+    np.testing.assert_allclose(dist.mean, mean)
+    assert (dist.variance > 0).all()
+    np.testing.assert_allclose(dist.cdf(median), 0.5, atol=1e-4)
+    np.testing.assert_allclose(-dist.log_prob(y).mean(), fitted.nll(X, y), rtol=1e-5)
+    assert dist.sample(5, seed=1).shape == (5, len(X))
+    np.testing.assert_array_equal(dist.sample(3, seed=1), dist.sample(3, seed=1))
+    assert fitted.score(X, y) == pytest.approx(r2_score(y, mean))
+    assert fitted.crps(X, y) > 0
+
+
+def test_the_interval_is_the_calibrated_one_the_cli_writes(
+    fitted: SoftzooRegressor, penguins: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, _ = penguins
+    model = fitted.model_
+    assert model.calibration_method == "level" and model.effective_level != 0.9
+    with torch.no_grad():
+        step = model.predict_step((torch.as_tensor(fitted._features(X)),), 0)
+    interval = fitted.predict_interval(X)
+    np.testing.assert_allclose(interval[:, 0], step["lower_90"].double().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(interval[:, 1], step["upper_90"].double().numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"calibrated for level 0.9, not 0.8: fit it with"):
+        fitted.predict_interval(X, level=0.8)
+
+
+def test_a_dataframe_is_read_by_column_name_and_an_array_by_position(
+    fitted: SoftzooRegressor, penguins: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, _ = penguins
+    shuffled = X[X.columns[::-1]].assign(extra=1)
+    np.testing.assert_array_equal(fitted.predict(shuffled), fitted.predict(X))
+    with pytest.raises(ValueError, match=r"feature column 'sex' not found in X"):
+        fitted.predict(X.drop(columns="sex"))
+
+
+def test_arrays_and_their_errors() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = np.exp(X[:, 0])
+    model = SoftzooRegressor(family="lognormal", max_epochs=2).fit(X, y)
+    assert model.n_features_in_ == 3 and not hasattr(model, "feature_names_in_")
+    assert model.predict(X).shape == (120,)
+    with pytest.raises(ValueError, match="X has 2 features, but SoftzooRegressor is expecting 3"):
+        model.predict(X[:, :2])
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        SoftzooRegressor(max_epochs=1).fit(X, np.where(y > 1, np.nan, y))
+    with pytest.raises(ValueError, match="requires y to be passed, but the target y is None"):
+        SoftzooRegressor().fit(X, None)
+    with pytest.raises(ValueError, match=r"Invalid parameter 'hiden' for estimator"):
+        SoftzooRegressor().set_params(hiden=[8])
+
+
+def test_a_column_of_mixed_types_is_one_clear_error() -> None:
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 10, "b": [1, "x", 2, "y"] * 10})
+    with pytest.raises(ValueError, match=r"column 'b' of X holds values of several types"):
+        SoftzooRegressor(max_epochs=1).fit(X, np.arange(40.0))
+
+
+def test_a_point_family_has_no_distribution() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(100, 2))
+    model = SoftzooRegressor(family="positive", max_epochs=1).fit(X, np.exp(X[:, 0]))
+    assert model.predict(X).shape == (100,)
+    with pytest.raises(ValueError, match="family 'positive' predicts a point, not a distribution"):
+        model.predict_interval(X)
+
+
+def test_quiet_unless_verbose(capfd: pytest.CaptureFixture[str]) -> None:
+    X = pd.DataFrame({"a": np.linspace(0, 1, 80), "colour": ["red", "blue"] * 40})
+    y = np.linspace(1, 2, 80)
+    SoftzooRegressor(max_epochs=1).fit(X, y)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    SoftzooRegressor(max_epochs=1, verbose=True).fit(X, y)
+    out, err = capfd.readouterr()
+    assert "softzoo: the columns of" in err and "categorical" in err
+
+
+def test_clone_and_params_round_trip() -> None:
+    model = SoftzooRegressor(family="gamma", hidden=[32], ensemble_type="mini")
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and copy is not model
+    assert copy.set_params(lr=1e-2).lr == 1e-2
+
+
+def test_save_and_load_run_no_code_and_keep_the_numbers(
+    tmp_path: Path, fitted: SoftzooRegressor, penguins: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, _ = penguins
+    path = fitted.save(tmp_path / "model.ckpt")
+    check_checkpoint(path)  # a softzoo checkpoint, read with weights_only
+    loaded = SoftzooRegressor.load(path)
+    np.testing.assert_array_equal(loaded.predict_interval(X), fitted.predict_interval(X))
+    assert loaded.get_params() == fitted.get_params()
+    assert list(loaded.feature_names_in_) == list(X.columns)
+    unpickled = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(unpickled.predict(X), fitted.predict(X))
+
+    content = torch.load(path, weights_only=True)
+    content["softzoo_estimator"]["params"]["__init__"] = "os.system"
+    torch.save(content, tmp_path / "edited.ckpt")
+    with pytest.raises(ValueError, match="its saved estimator arguments are not softzoo's"):
+        SoftzooRegressor.load(tmp_path / "edited.ckpt")
+
+
+def test_from_pretrained_wraps_the_zoo_model() -> None:
+    from softzoo.zoo import get_model
+
+    estimator = SoftzooRegressor.from_pretrained("concrete-gaussian-softplus")
+    frame = load_frame("concrete")
+    X = frame[list(estimator.model_.feature_names)]
+    model = get_model("concrete-gaussian-softplus", weights="DEFAULT")
+    with torch.no_grad():
+        loc, _ = model(torch.as_tensor(X.to_numpy(), dtype=torch.float32))
+    np.testing.assert_allclose(estimator.predict(X), loc.double().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(estimator.predict(X.to_numpy()), estimator.predict(X))
+
+
+def test_to_onnx_exports_a_certified_file(tmp_path: Path, fitted: SoftzooRegressor) -> None:
+    report = fitted.to_onnx(tmp_path / "m.onnx")
+    assert report.passed and (tmp_path / "m.onnx").is_file()
+
+
+def test_predictive_distribution_of_a_known_gaussian() -> None:
+    from softzoo.families import get_family
+
+    dist = PredictiveDistribution(
+        get_family("gaussian"), (torch.tensor([0.0, 10.0]), torch.tensor([1.0, 2.0]))
+    )
+    np.testing.assert_allclose(dist.quantile(0.975), [1.959964, 13.919928], rtol=1e-5)
+    np.testing.assert_allclose(dist.variance, [1.0, 4.0])
+    np.testing.assert_allclose(
+        dist.log_prob([0.0, 10.0]), -0.5 * np.log(2 * np.pi * np.array([1.0, 4.0])), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        dist.quantile([0.5, 1.0])
+
+
+def test_mapie_and_crepes_wrap_it(penguins: tuple[pd.DataFrame, pd.Series]) -> None:
+    pytest.importorskip("mapie")
+    pytest.importorskip("crepes")
+    from crepes import WrapRegressor
+    from mapie.regression import SplitConformalRegressor
+
+    X, y = penguins
+    fit, calibrate = slice(0, 240), slice(240, None)
+    mapie = SplitConformalRegressor(
+        SoftzooRegressor(family="gamma", max_epochs=3), confidence_level=0.9, prefit=False
+    )
+    mapie.fit(X.iloc[fit], y.iloc[fit]).conformalize(X.iloc[calibrate], y.iloc[calibrate])
+    _, intervals = mapie.predict_interval(X)
+    assert intervals.shape == (len(X), 2, 1)
+
+    crepes = WrapRegressor(SoftzooRegressor(family="gamma", max_epochs=3))
+    crepes.fit(X.iloc[fit], y.iloc[fit])
+    crepes.calibrate(X.iloc[calibrate], y.iloc[calibrate])
+    assert crepes.predict_int(X, confidence=0.9).shape == (len(X), 2)
+
+
+@pytest.mark.slow
+def test_pipelines_cross_validation_and_grid_search() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(240, 4))
+    y = np.exp(0.5 * X[:, 0] + 0.1 * rng.normal(size=240))
+    front = ColumnTransformer(
+        [("scale", StandardScaler(), [0, 1]), ("keep", "passthrough", [2, 3])]
+    )
+    pipeline = make_pipeline(front, SoftzooRegressor(family="lognormal", max_epochs=20))
+    scores = cross_val_score(pipeline, X, y, cv=3)
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+    search = GridSearchCV(
+        SoftzooRegressor(family="lognormal", max_epochs=20), {"hidden": [[16], [32, 32]]}, cv=2
+    )
+    search.fit(X, y)
+    assert search.best_params_["hidden"] in ([16], [32, 32])
+
+
+@pytest.mark.slow
+def test_scikit_learns_estimator_checks() -> None:
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(
+            SoftzooRegressor(max_epochs=2),
+            expected_failed_checks={
+                # 2 epochs cannot fit its data (R^2 > 0.5); the default recipe does, below
+                "check_regressors_train": "2 epochs: tested with the default recipe below",
+            },
+            on_fail=None,
+        )
+    failed = [r["check_name"] for r in results if r["status"] == "failed"]
+    assert failed == []
+    from sklearn.utils.estimator_checks import check_regressors_train
+
+    check_regressors_train("SoftzooRegressor", SoftzooRegressor())
