@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import io
 import itertools
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from softzoo import __version__
 from softzoo._io import WriteError, check_not_input
 from softzoo._names import did_you_mean
 
-__all__ = ["COMMANDS", "QUIET_RUN", "SIGTERM_STATUS", "main", "run_cli"]
+__all__ = ["COMMANDS", "QUIET_RUN", "SIGTERM_STATUS", "main", "quiet_output", "run_cli"]
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model (LightningCLI; --config configs/examples/gaussian.yaml)",
@@ -50,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "calibration and prediction plots (PNG) and report.md of a model",
     ),
     "bench": ("softzoo.bench:bench_main", "run the benchmarks and print their JSON lines"),
+    "tune": (
+        "softzoo.tune:tune_main",
+        "tune the recipe's settings with Optuna (--tune.trials N; a study in a database)",
+    ),
 }
 
 HELP = "\n".join(
@@ -232,7 +237,8 @@ def _cli_class() -> type:
         """LightningCLI with the data module's shape linked into the model, every checkpoint
         checked before Lightning reads it, and run files kept beside the run."""
 
-        def __init__(self, args: list[str] | None) -> None:
+        def __init__(self, args: list[str] | None, callbacks: Sequence[Any] = ()) -> None:
+            self.extra_callbacks = list(callbacks)
             no_exit = {"exit_on_error": False}
             super().__init__(
                 SoftRegressor,
@@ -305,7 +311,7 @@ def _cli_class() -> type:
                     -1,
                 ):
                     kwargs["max_epochs"] = self._recipe().max_epochs
-            kwargs["callbacks"] = callbacks
+            kwargs["callbacks"] = [*callbacks, *self.extra_callbacks]
             return super().instantiate_trainer(**kwargs)
 
         def _recipe(self) -> Recipe:
@@ -428,6 +434,39 @@ def _quiet_lightning() -> Iterator[None]:
                 handler.removeFilter(noise)
 
 
+@contextlib.contextmanager
+def quiet_output(quiet: bool = True) -> Iterator[None]:
+    """No roles table, Lightning notice, banner or other output of a run while ``quiet``
+    (for callers that report results themselves: the estimator, the tuner); warnings are
+    shown once the run is over (the captured stream would swallow them).
+
+    Example::
+
+        with quiet_output():
+            cli = run_cli(["fit", "--config", "run.yaml", *QUIET_RUN])
+    """
+    if not quiet:
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    sink = io.StringIO()
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            contextlib.redirect_stderr(sink),
+            contextlib.redirect_stdout(sink),
+        ):
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
 #: Exit status of a run stopped by SIGTERM (128 + 15, as a shell reports it).
 SIGTERM_STATUS = 143
 
@@ -487,9 +526,10 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
-def run_cli(args: list[str] | None) -> Any:
+def run_cli(args: list[str] | None, callbacks: Sequence[Any] = ()) -> Any:
     """Run ``softzoo fit|validate|test|predict`` in this process; returns the LightningCLI
-    object (``.trainer``, ``.model``, ``.datamodule``). ``None`` reads ``sys.argv``.
+    object (``.trainer``, ``.model``, ``.datamodule``). ``None`` reads ``sys.argv``;
+    ``callbacks``: Trainer callbacks added to the run's own (e.g. a tuner's pruning).
 
     Bad options raise one ``ValueError`` (a malformed config, an unknown key, an option
     that conflicts with the checkpoint, Lightning's own configuration errors)."""
@@ -503,7 +543,7 @@ def run_cli(args: list[str] | None) -> Any:
     command = argv[0] if argv else "fit"
     try:
         with _quiet_lightning():
-            return _cli_class()(argv)
+            return _cli_class()(argv, callbacks)
     except ArgumentError as err:
         raise ValueError(
             f"{_one_line(str(err))} (run 'softzoo {command} --help' for the options)"

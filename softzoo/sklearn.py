@@ -18,11 +18,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
 import tempfile
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +38,7 @@ from sklearn.utils.validation import (
 
 from softzoo._io import atomic_write
 from softzoo._options import fit_config
-from softzoo.cli import QUIET_RUN, run_cli
+from softzoo.cli import QUIET_RUN, quiet_output, run_cli
 from softzoo.data import encode_features
 from softzoo.families import Family
 from softzoo.models import SoftRegressor, check_checkpoint, load_checkpoint
@@ -49,9 +46,6 @@ from softzoo.recipe import AUTO
 
 __all__ = ["PredictiveDistribution", "SoftzooRegressor"]
 
-#: The column of the temporary table that says which rows are training and which are
-#: validation rows (with ``eval_set``).
-_SPLIT = "__softzoo_split__"
 #: The key of a saved estimator's own fields in its checkpoint file.
 _SAVED = "softzoo_estimator"
 
@@ -207,34 +201,39 @@ class SoftzooRegressor(RegressorMixin, BaseEstimator):
         frame = self._frame(X, reset=True)
         target = _free_name("y" if not isinstance(y, pd.Series) else str(y.name), frame)
         frame[target] = _target_values(y, len(frame))
+        # X's rows are the training split, and the data module carves its validation rows
+        # from them exactly as from a file's train rows (softzoo fit --data.split_column)
+        split = _free_name("split", frame)
+        frame[split] = "train"
         if eval_set is not None:
-            frame = self._with_eval_rows(frame, target, eval_set)
+            frame = self._with_eval_rows(frame, (target, split), eval_set)
         with tempfile.TemporaryDirectory(prefix="softzoo-fit-") as tmp:
             path = Path(tmp) / "rows.parquet"
             _write_parquet(frame, path)
-            self.model_ = self._train(path, target, eval_set is not None, Path(tmp))
+            self.model_ = self._train(path, (target, split), Path(tmp))
         self.target_name_ = target
         return self
 
     def _with_eval_rows(
-        self, frame: pd.DataFrame, target: str, eval_set: tuple[Any, Any]
+        self, frame: pd.DataFrame, columns: tuple[str, str], eval_set: tuple[Any, Any]
     ) -> pd.DataFrame:
         if not (isinstance(eval_set, (tuple, list)) and len(eval_set) == 2):
             raise ValueError("eval_set must be a pair (X_val, y_val)")
+        target, split = columns
         rows = self._frame(eval_set[0], reset=False)
         rows[target] = _target_values(eval_set[1], len(rows))
-        frame[_SPLIT], rows[_SPLIT] = "train", "val"
+        rows[split] = "val"
         return pd.concat([frame, rows[frame.columns]], ignore_index=True)
 
-    def _train(self, path: Path, target: str, split: bool, workdir: Path) -> SoftRegressor:
-        data = {"path": str(path), "target": target, "test_fraction": 0.0}
-        data.update({"split_column": _SPLIT} if split else {})
+    def _train(self, path: Path, columns: tuple[str, str], workdir: Path) -> SoftRegressor:
+        target, split = columns
+        data = {"path": str(path), "target": target, "split_column": split}
         config_file = workdir / "config.yaml"
         config_file.write_text(yaml.safe_dump(fit_config(self._options(), data)))
         args = ["fit", "--config", str(config_file), "--trainer.logger", "false"]
         args += ["--trainer.default_root_dir", str(workdir)]
         args += ["--checkpoint.dirpath", str(workdir / "checkpoints")]
-        with _quiet(not self.verbose):
+        with quiet_output(not self.verbose):
             cli = run_cli(args + ([] if self.verbose else QUIET_RUN))
         checkpoint = cli.trainer.checkpoint_callback
         best = checkpoint.best_model_path or checkpoint.last_model_path
@@ -434,15 +433,17 @@ def _names_or_none(estimator: SoftzooRegressor) -> list[str] | None:
 
 def _target_values(y: Any, rows: int) -> np.ndarray:
     """y as float64 values, one per row; NaN and infinities are errors."""
-    values = column_or_1d(check_array(y, ensure_2d=False, dtype="numeric", input_name="y"))
+    values = check_array(y, ensure_2d=False, dtype="numeric", input_name="y")
+    values = column_or_1d(values, warn=True)
     check_consistent_length(np.empty(rows), values)
     return values.astype(np.float64)
 
 
 def _free_name(name: str, frame: pd.DataFrame) -> str:
-    """``name`` (the target's column), or a variant that no column of X holds."""
+    """``name`` (of a column the estimator adds: the target, the split), or a variant that
+    no column of ``frame`` holds."""
     candidate = name if name not in ("None", "") else "y"
-    while candidate in frame.columns or candidate == _SPLIT:
+    while candidate in frame.columns:
         candidate = f"_{candidate}"
     return candidate
 
@@ -479,29 +480,3 @@ def _checked_params(cls: type, params: Any, path: str | Path) -> dict[str, Any]:
     if not all(isinstance(v, plain) for v in params.values()):
         raise ValueError(f"{str(path)!r}: its saved estimator arguments are not plain values")
     return params
-
-
-@contextlib.contextmanager
-def _quiet(quiet: bool) -> Iterator[None]:
-    """No roles table, Lightning notice or banner while ``quiet``; warnings are shown
-    once the run is over (the captured stream would swallow them)."""
-    if not quiet:
-        yield
-        return
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
-    levels = [lg.level for lg in loggers]
-    sink = io.StringIO()
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.WARNING)
-        with (
-            warnings.catch_warnings(record=True) as caught,
-            contextlib.redirect_stderr(sink),
-            contextlib.redirect_stdout(sink),
-        ):
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-    for warning in caught:
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

@@ -29,7 +29,7 @@ LAYERS = (
     ("softzoo.report",),
     ("softzoo.callbacks",),
     ("softzoo.cli", "softzoo.demo", "softzoo.bench", "softzoo.reproduce"),
-    ("softzoo.sklearn",),
+    ("softzoo.sklearn", "softzoo.tune"),
 )
 #: `import softzoo` re-exports the zoo lazily (inside __getattr__): a facade, not a layer.
 FACADE = "softzoo"
