@@ -14,12 +14,13 @@ of PROTOCOL_RECIPE (lr 3e-3, batch 32, a mean warm-up over the first 10 of the 4
   (c) an ensemble of 5 of (a), as a Gaussian mixture   (the protocol, as Deep Ensembles):
       softzoo's ensemble model (``ensemble_size=5``), the members trained side by side in
       one vectorised pass (different initialisations, each member its own shuffle)
-  (e) softzoo's default recipe (DEFAULT_RECIPE: what configs/examples and the zoo
-      recipes train with), a single model: its validation rows carved from the training
-      split, early stopping with the best weights restored — NOT the published protocol.
+  (e) softzoo's default recipe, what the one-line ``softzoo fit`` trains (DEFAULT_RECIPE
+      and softzoo.recipe.default_recipe for the training rows: a TabM-mini ensemble of 8
+      on piecewise-linear inputs): its validation rows carved from the training split,
+      early stopping with the best weights restored — NOT the published protocol.
   (e_calibrated) (e) with split-conformal calibration of its 90 % interval on the same
       validation rows (``fit_calibration``; a factor on σ).
-  (f) the default recipe as a 5-member ensemble.
+  (f) the default recipe's network as a 5-member deep ensemble (independent members).
 The settings the protocol leaves open and the default recipe were chosen by
 uci_recipe.py on selection rows carved from the training splits (never the test rows).
 90 % interval coverage (PICP90) is reported for every run and data set. ``--quick`` runs 2 splits per

@@ -11,7 +11,6 @@ import contextlib
 import importlib
 import inspect
 import io
-import itertools
 import logging
 import os
 import sys
@@ -27,7 +26,7 @@ from softzoo._names import did_you_mean
 __all__ = ["COMMANDS", "QUIET_RUN", "SIGTERM_STATUS", "main", "quiet_output", "run_cli"]
 
 LIGHTNING_COMMANDS = {
-    "fit": "train a model (LightningCLI; --config configs/examples/gaussian.yaml)",
+    "fit": "train a model (LightningCLI; --config gaussian, or your own YAML)",
     "validate": "evaluate on the validation split (--ckpt_path)",
     "test": "evaluate on the test split (--ckpt_path)",
     "predict": "write predictions to a CSV (--ckpt_path, --output)",
@@ -51,6 +50,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "calibration and prediction plots (PNG) and report.md of a model",
     ),
     "bench": ("softzoo.bench:bench_main", "run the benchmarks and print their JSON lines"),
+    "config": ("softzoo.configs:config_main", "list or show the shipped example configs"),
+    "demo": ("softzoo.demo:demo_main", "train, test, export and certify an example (make demo)"),
     "tune": (
         "softzoo.tune:tune_main",
         "tune the recipe's settings with Optuna (--tune.trials N; a study in a database)",
@@ -87,7 +88,7 @@ CHECKPOINT_DEFAULTS = {
 def default_loggers(root: str | Path | None = None) -> list:
     """CSV + TensorBoard under ``ROOT/runs`` (ROOT: ``--trainer.default_root_dir``, else the
     working directory, as Lightning places its own logs), used when the config leaves
-    trainer.logger unset; configs/trainer.yaml writes the same out (a test keeps them
+    trainer.logger unset; the shipped config "trainer" writes the same out (a test keeps them
     equal)."""
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -471,9 +472,23 @@ def quiet_output(quiet: bool = True) -> Iterator[None]:
 SIGTERM_STATUS = 143
 
 
-def _config_files(args: list[str]) -> list[str]:
-    files = [value for flag, value in itertools.pairwise(args) if flag in ("--config", "-c")]
-    return files + [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+def _with_config_files(args: list[str]) -> list[str]:
+    """``args`` with every ``--config`` value made a file: a shipped config's name
+    (``--config gaussian``) becomes its path in the package (softzoo.configs); a value
+    that is neither is one error. Each file is checked (:func:`_check_config_file`)."""
+    from softzoo.configs import resolve_config
+
+    resolved, follows_flag = [], False
+    for arg in args:
+        if follows_flag:
+            arg = resolve_config(arg)
+            _check_config_file(arg)
+        elif arg.startswith("--config="):
+            arg = f"--config={resolve_config(arg.split('=', 1)[1])}"
+            _check_config_file(arg.split("=", 1)[1])
+        resolved.append(arg)
+        follows_flag = arg in ("--config", "-c")
+    return resolved
 
 
 def _check_config_file(path: str) -> None:
@@ -491,7 +506,7 @@ def _check_config_file(path: str) -> None:
     if content is None:
         raise ValueError(
             f"config file {path!r} is empty: give at least one section (trainer:, model:, "
-            "data:); configs/examples/ has complete ones"
+            "data:); softzoo config list names complete ones"
         )
     if not isinstance(content, dict):
         raise ValueError(
@@ -536,10 +551,7 @@ def run_cli(args: list[str] | None, callbacks: Sequence[Any] = ()) -> Any:
     from jsonargparse import ArgumentError
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    argv = _replace_config_data_source(sys.argv[1:] if args is None else args)
-    for path in _config_files(argv):
-        if Path(path).is_file():
-            _check_config_file(path)
+    argv = _with_config_files(_replace_config_data_source(sys.argv[1:] if args is None else args))
     command = argv[0] if argv else "fit"
     try:
         with _quiet_lightning():

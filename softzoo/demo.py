@@ -1,9 +1,10 @@
-"""``make demo``: train the model of a config (default: Gaussian heads on Softplus hidden
-layers, bundled concrete data) through the ``softzoo`` CLI, test it on the held-out split,
-print a short table (in the target's unit where the data set has one), then export it to
-ONNX and certify it under onnxruntime (CPU).
+"""``softzoo demo`` (and ``make demo``): train the model of a config (default: the shipped
+``gaussian``: Gaussian heads on Softplus hidden layers, bundled concrete data) through the
+``softzoo`` CLI, test it on the held-out split, print a short table (in the target's unit
+where the data set has one), then export it to ONNX and certify it under onnxruntime
+(CPU). Runs wherever softzoo is installed: the config and the data ship in the package.
 
-    python -m softzoo.demo [--config configs/examples/gaussian.yaml] [--root runs/demo]
+    softzoo demo [--config gaussian] [--root runs/demo]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from softzoo.onnx import ParityReport
 
-__all__ = ["main"]
+__all__ = ["demo_main", "main"]
 
 
 def _rows(unit: str | None) -> tuple[tuple[str, str], ...]:
@@ -49,20 +50,23 @@ def _title(model: Any, datamodule: Any) -> str:
     return f"{hp.family} heads, {layers} hidden layers {hidden}, {data}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m softzoo.demo", description=__doc__.split("\n\n")[0]
+def demo_main(argv: list[str]) -> int:
+    """``softzoo demo``."""
+    return main(argv, prog="softzoo demo")
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m softzoo.demo") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--config", default="gaussian", help="a config file, or a shipped config's name"
     )
-    parser.add_argument("--config", default="configs/examples/gaussian.yaml")
     parser.add_argument("--root", default="runs/demo", help="folder for logs and checkpoints")
     args = parser.parse_args(argv)
-    if not Path(args.config).is_file():
-        parser.error(
-            f"config {args.config!r} not found: run the demo from the repository root "
-            "(make demo), or pass --config PATH"
-        )
     from softzoo import datasets
     from softzoo.cli import QUIET_RUN, run_cli
+    from softzoo.configs import resolve_config
+
+    args.config = resolve_config(args.config)
 
     name = _run_name(args.config)
     logger = [

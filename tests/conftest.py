@@ -35,7 +35,7 @@ def yacht_fit(tmp_path: Path) -> Callable[..., list[str]]:
     def args(*extra: str) -> list[str]:
         return [
             "--config",
-            str(ROOT / "configs/examples/gaussian.yaml"),
+            str(ROOT / "softzoo/configs/gaussian.yaml"),
             "--data.init_args.dataset",
             "yacht",
             "--trainer.max_epochs",

@@ -112,7 +112,7 @@ def ensemble_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ensemble")
     args = [
         "--config",
-        str(ROOT / "configs/examples/gamma.yaml"),
+        str(ROOT / "softzoo/configs/gamma.yaml"),
         "--model.ensemble_size",
         "3",
         "--model.calibration",

@@ -24,7 +24,7 @@ DOC = (ROOT / "docs/errors.md").read_text()
 FIT = [
     "fit",
     "--config",
-    str(ROOT / "configs/examples/gaussian.yaml"),
+    str(ROOT / "softzoo/configs/gaussian.yaml"),
     "--trainer.logger",
     "false",
     "--trainer.max_epochs",
@@ -158,6 +158,7 @@ CLI_ROWS = {
         "no/dir/m.onnx",
     ],
     "truncated ONNX file": ["parity", "cut.onnx", "--ckpt_path", "good.ckpt"],
+    "unknown config name": ["fit", "--config", "gausian"],
     "predict file lacks a feature": [
         "predict",
         *_csv("d.csv")[1:],

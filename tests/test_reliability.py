@@ -18,7 +18,7 @@ from softzoo.cli import QUIET_RUN, main
 from softzoo.data import TabularDataModule
 from softzoo.models import load_checkpoint
 
-CONFIG = ["--config", str(ROOT / "configs/examples/gaussian.yaml")]
+CONFIG = ["--config", str(ROOT / "softzoo/configs/gaussian.yaml")]
 
 
 def _command(*args: str) -> list[str]:

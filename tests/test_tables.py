@@ -221,7 +221,7 @@ def test_split_column(tmp_path) -> None:
 def test_both_command_line_forms_train_on_a_users_file(tmp_path, form) -> None:
     datasets.load_frame("penguins").to_csv(tmp_path / "prices.csv", index=False)
     config = (
-        [] if form == "no config" else ["--config", str(ROOT / "configs/examples/gaussian.yaml")]
+        [] if form == "no config" else ["--config", str(ROOT / "softzoo/configs/gaussian.yaml")]
     )
     args = [
         "fit",
