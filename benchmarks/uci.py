@@ -193,7 +193,6 @@ RUNS = (
 )
 #: The runs whose mean PICP90 the craft issue bounds to [0.87, 0.93].
 COVERAGE_RUNS = ("a_softplus", "e_default", "f_default_ensemble5")
-Z90 = 1.6448536269514722
 
 
 def _protocol(name: str) -> tuple[int, int]:
@@ -281,20 +280,26 @@ def _validation_loss(model: SoftRegressor, x: torch.Tensor, y: torch.Tensor) -> 
     return float(loss.mean())
 
 
-def _gaussian_scores(loc: torch.Tensor, scale: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+def _gaussian_scores(
+    loc: torch.Tensor, scale: torch.Tensor, y: torch.Tensor, level: float = 0.9
+) -> dict[str, float]:
     """NLL, RMSE and PICP90 of a mixture of K Gaussians (K = 1 for single models);
-    loc/scale have shape (K, n). Mixture quantiles: softzoo's (bisection on its CDF)."""
+    loc/scale have shape (K, n). Mixture quantiles: softzoo's (bisection on its CDF).
+    ``level``: the central level whose interval is taken as the 90 % one (a model
+    calibrated by its level reports a wider or narrower one)."""
     loc, scale, y = loc.double(), scale.double(), y.double()
     k = loc.shape[0]
     log_pdf = -0.5 * ((y - loc) / scale) ** 2 - torch.log(scale) - 0.5 * math.log(2 * math.pi)
     nll = -(torch.logsumexp(log_pdf, dim=0) - math.log(k)).mean()
     mean = loc.mean(dim=0)
     rmse = torch.sqrt(((mean - y) ** 2).mean())
+    ends = ((1 - level) / 2, (1 + level) / 2)
     if k == 1:
-        lower, upper = loc[0] - Z90 * scale[0], loc[0] + Z90 * scale[0]
+        z = float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(ends[1])))
+        lower, upper = loc[0] - z * scale[0], loc[0] + z * scale[0]
     else:
         mixture = Mixture(get_family("gaussian"), k)
-        lower, upper = (mixture.quantile((loc.T, scale.T), q) for q in (0.05, 0.95))
+        lower, upper = (mixture.quantile((loc.T, scale.T), q) for q in ends)
     picp = ((y >= lower) & (y <= upper)).double().mean()
     return {"nll": float(nll), "rmse": float(rmse), "picp90": float(picp)}
 
@@ -386,8 +391,9 @@ def run_split(job: tuple[str, str, int, int]) -> tuple[str, int, dict[str, dict[
     scores = {run: _gaussian_scores(*_predict(m, x_test), y_test) for run, m in models.items()}
     # (e) before its map is fitted is the raw model; the map comes from its own holdout
     models["e_default"].fit_calibration(*models["e_default"].holdout)
+    calibrated = models["e_default"]
     scores["e_default_calibrated"] = _gaussian_scores(
-        *_predict(models["e_default"], x_test), y_test
+        *_predict(calibrated, x_test), y_test, calibrated.effective_level
     )
     return name, split, {run: scores[run] for run in RUNS}
 
