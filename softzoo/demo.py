@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m softzoo.demo") ->
     from softzoo.cli import QUIET_RUN, run_cli
     from softzoo.configs import resolve_config
 
-    args.config = resolve_config(args.config)
+    try:
+        args.config = resolve_config(args.config)
+    except ValueError as err:
+        parser.error(str(err))
 
     name = _run_name(args.config)
     logger = [

@@ -150,6 +150,7 @@ def test_every_command_works_on_an_ensemble(ensemble_run, capsys) -> None:
     assert json.loads(meta["calibration"])["method"] == "level"
 
 
+@pytest.mark.slow
 def test_predict_py_gives_the_mixture_interval(ensemble_run) -> None:
     folder, _ = ensemble_run
     model = load_checkpoint(folder / "ck/last.ckpt")

@@ -152,6 +152,7 @@ def test_graph_interface_and_metadata(tmp_path) -> None:
         assert sess.run(None, {"features": np.zeros((batch, 5), np.float32)})[0].shape == (batch,)
 
 
+@pytest.mark.slow
 def test_export_is_deterministic(tmp_path) -> None:
     model = _model("gaussian", "softplus")
     a, b = export(model, tmp_path / "a.onnx"), export(model, tmp_path / "b.onnx")
@@ -184,6 +185,7 @@ def test_truncated_onnx_file(tmp_path) -> None:
         read_metadata(tmp_path / "cut.onnx")
 
 
+@pytest.mark.slow
 def test_failed_export_leaves_the_old_file_intact(tmp_path, monkeypatch) -> None:
     model = _model("gaussian", "softplus")
     path = export(model, tmp_path / "m.onnx")

@@ -95,6 +95,7 @@ def test_cli_report_on_a_zoo_model_reproduces_its_card(tmp_path: Path, capsys) -
     assert sorted(p.stem for p in tmp_path.glob("*.png")) == PLOTS
 
 
+@pytest.mark.slow
 def test_cli_report_on_a_fresh_checkpoint_its_splits_and_a_file(
     tmp_path, monkeypatch, yacht_fit
 ) -> None:

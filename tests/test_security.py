@@ -428,6 +428,7 @@ def test_every_writer_reports_a_real_full_disk(tmp_path, capsys, trained) -> Non
 
 
 # ---- 4. inputs mean the same thing at fit and at predict ------------------------------
+@pytest.mark.slow
 def test_a_value_beyond_float32_is_refused_at_predict_time(tmp_path, capsys, trained) -> None:
     (tmp_path / "new.csv").write_text("a,b\n1,2\n3,1e300\n")
     args = _fit_args(

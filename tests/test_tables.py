@@ -312,7 +312,8 @@ def _fit_synthetic(path, epochs: int) -> SoftRegressor:
     return model.eval()
 
 
-@pytest.mark.parametrize("rows", [20_000, pytest.param(100_000, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("rows", [20_000, 100_000])
 def test_a_model_recovers_the_effects_and_imputation_beats_dropping(tmp_path, rows) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
