@@ -89,24 +89,45 @@ def test_a_card_with_unknown_or_missing_keys_is_one_error() -> None:
 
 
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("name", "override", "message"),
     [
-        ({"activation": "relu"}, "activation: trained ['softplus', 'softplus'], requested ['relu'"),
-        ({"softplus_beta": 2.0}, "softplus_beta: trained 1.0, requested 2.0"),
-        ({"softplus_threshold": 10.0}, "softplus_threshold: trained 20.0, requested 10.0"),
-        ({"floor": 1e-3}, "floor: trained 1e-06, requested 0.001"),
-        ({"norm": "layer"}, "norm: trained None, requested 'layer'"),
-        ({"dropout": 0.1}, "dropout: trained 0.0, requested 0.1"),
-        ({"family": "lognormal"}, "family: trained 'gaussian', requested 'lognormal'"),
-        ({"feature_names": list("abcdefgh")}, "feature_names: trained ['cement'"),
+        (
+            "concrete-gaussian-softplus",
+            {"activation": "relu"},
+            "activation: trained ['softplus', 'softplus'], requested ['relu'",
+        ),
+        (
+            "concrete-gaussian-softplus",
+            {"softplus_beta": 2.0},
+            "softplus_beta: trained 1.0, requested 2.0",
+        ),
+        (
+            "concrete-gaussian-softplus",
+            {"softplus_threshold": 10.0},
+            "softplus_threshold: trained 20.0, requested 10.0",
+        ),
+        ("concrete-gaussian-softplus", {"floor": 1e-3}, "floor: trained 1e-06, requested 0.001"),
+        # a single network: an ensemble refuses layer norm before the weights are read
+        ("kin8nm-gaussian-softplus", {"norm": "layer"}, "norm: trained None, requested 'layer'"),
+        ("concrete-gaussian-softplus", {"dropout": 0.1}, "dropout: trained 0.0, requested 0.1"),
+        (
+            "concrete-gaussian-softplus",
+            {"family": "lognormal"},
+            "family: trained 'gaussian', requested 'lognormal'",
+        ),
+        (
+            "concrete-gaussian-softplus",
+            {"feature_names": list("abcdefgh")},
+            "feature_names: trained ['cement'",
+        ),
     ],
 )
-def test_pretrained_weights_refuse_a_model_they_were_not_trained_for(override, message) -> None:
+def test_pretrained_weights_refuse_a_model_they_were_not_trained_for(
+    name, override, message
+) -> None:
     with pytest.raises(ValueError) as err:
-        softzoo.get_model("concrete-gaussian-softplus", weights="DEFAULT", **override)
-    assert "zoo model 'concrete-gaussian-softplus' was trained for a different model" in str(
-        err.value
-    )
+        softzoo.get_model(name, weights="DEFAULT", **override)
+    assert f"zoo model {name!r} was trained for a different model" in str(err.value)
     assert message in str(err.value)
 
 
