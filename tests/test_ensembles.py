@@ -171,6 +171,8 @@ def test_predict_py_gives_the_mixture_interval(ensemble_run) -> None:
     np.testing.assert_allclose(got["mean"], model.family.mean(params).numpy(), rtol=1e-5)
 
 
+# the fast suite has one TabM row per family (tests/test_tabm.py); these run in test-all
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list_families())
 def test_onnx_parity_of_an_ensemble_for_every_family(tmp_path, name: str) -> None:
     torch.manual_seed(0)

@@ -109,7 +109,7 @@ def _model(family: str, activation: str, seed: int = 0) -> SoftRegressor:
     return model.eval()
 
 
-@pytest.mark.parametrize("activation", ["softplus", "relu"])
+@pytest.mark.parametrize("activation", ["softplus", pytest.param("relu", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("family", list_families())
 def test_every_family_exports_and_passes_cpu_parity(tmp_path, family: str, activation: str) -> None:
     model = _model(family, activation)

@@ -63,6 +63,7 @@ def _study(output: Path) -> optuna.Study:
     return optuna.load_study(study_name="softzoo", storage=f"sqlite:///{output / 'study.db'}")
 
 
+@pytest.mark.slow
 def test_a_study_writes_its_results_and_best_yaml_trains_the_best_model(
     tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
