@@ -43,12 +43,32 @@ __all__ = ["FAMILY_PARAMS", "Predictor", "header_names", "main", "read_table", "
 FAMILY_PARAMS = {
     "gamma": ["concentration", "rate"],
     "gaussian": ["loc", "scale"],
+    "hurdle_gamma": ["zero_logit", "concentration", "rate"],
+    "hurdle_lognormal": ["zero_logit", "loc", "scale"],
     "lognormal": ["loc", "scale"],
     "negative_binomial": ["mean", "concentration"],
     "poisson": ["rate"],
     "positive": ["mean"],
     "student_t": ["loc", "scale", "df"],
+    "tweedie": ["mean", "dispersion", "power"],
+    "zero_inflated_negative_binomial": ["inflation_logit", "mean", "concentration"],
+    "zero_inflated_poisson": ["inflation_logit", "rate"],
 }
+#: The families with a point mass at 0 beside another family: their base family.
+ZERO_MASS_BASES = {
+    "hurdle_gamma": "gamma",
+    "hurdle_lognormal": "lognormal",
+    "zero_inflated_negative_binomial": "negative_binomial",
+    "zero_inflated_poisson": "poisson",
+}
+_DISCRETE = (
+    "poisson",
+    "negative_binomial",
+    "zero_inflated_poisson",
+    "zero_inflated_negative_binomial",
+)
+#: The Tweedie CDF sums this many Poisson terms at most (then the normal approximation).
+_TWEEDIE_TERMS = 4096
 #: The cells pandas (and so softzoo's training) reads as missing.
 NA_TOKENS = frozenset(
     [
@@ -272,6 +292,13 @@ def family_cdf(family: str, params: dict[str, np.ndarray], y: np.ndarray) -> np.
 def _family_cdf(family: str, params: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     y = np.asarray(y, np.float64)
+    if family in ZERO_MASS_BASES:  # w·δ₀ + (1 − w)·G
+        logit = p.pop("zero_logit", p.pop("inflation_logit", None))
+        w = 1.0 / (1.0 + np.exp(-logit))
+        inside = _family_cdf(ZERO_MASS_BASES[family], p, np.maximum(y, 0.0))
+        return np.where(y < 0, 0.0, w + (1.0 - w) * inside)
+    if family == "tweedie":
+        return _tweedie_cdf(p["mean"], p["dispersion"], p["power"], y)
     if family == "gaussian":
         return _normal_cdf((y - p["loc"]) / p["scale"])
     if family == "lognormal":
@@ -292,8 +319,33 @@ def _family_cdf(family: str, params: dict[str, np.ndarray], y: np.ndarray) -> np
     raise InputError(f"no distribution for family {family!r}")
 
 
+def _tweedie_cdf(mu: np.ndarray, phi: np.ndarray, power: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """e^(−λ) + Σₙ Poisson(n; λ)·P(Gamma(nα, τ) <= y), n within λ ± (6√λ + 4) (softzoo's
+    rule)."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in (mu, phi, power, y)))
+    mu, phi, power, y = (a.reshape(-1) for a in np.broadcast_arrays(mu, phi, power, y))
+    lam = mu ** (2 - power) / (phi * (2 - power))
+    alpha = (2 - power) / (power - 1)
+    tau = phi * (power - 1) * mu ** (power - 1)
+    half = np.ceil(6.0 * np.sqrt(lam) + 4.0)
+    start = np.maximum(np.floor(lam) - half, 1.0)
+    span = np.floor(lam) + half - start + 1
+    fits = span <= _TWEEDIE_TERMS
+    n = start[:, None] + np.arange(int(span[fits].max()) if fits.any() else 1)
+    log_pmf = n * np.log(lam[:, None]) - lam[:, None] - _lgamma(n + 1)
+    inside = np.maximum(y, 0.0)[:, None] / tau[:, None]
+    series = np.exp(-lam) + (np.exp(log_pmf) * _gammainc(n * alpha[:, None], inside)).sum(1)
+    normal = _normal_cdf((y - mu) / np.sqrt(phi * mu**power))
+    value = np.clip(np.where(fits, series, normal), 0.0, 1.0)
+    return np.where(y < 0, 0.0, value).reshape(shape)
+
+
 def _spread(family: str, p: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(mean, standard deviation) of each member, for the bisection's first bracket."""
+    if family in ZERO_MASS_BASES:
+        return _spread(ZERO_MASS_BASES[family], p)
+    if family == "tweedie":
+        return p["mean"], np.sqrt(p["dispersion"] * p["mean"] ** p["power"])
     if family in ("gaussian", "student_t"):
         return p["loc"], p["scale"] * (3.0 if family == "student_t" else 1.0)
     if family == "lognormal":
@@ -317,7 +369,7 @@ def mixture_quantile(family: str, params: dict[str, np.ndarray], q: float) -> np
     lo = (mean - 20 * sd).min(axis=1)
     hi = (mean + 20 * sd).max(axis=1)
     if family not in ("gaussian", "student_t"):  # the support starts at 0
-        lo = np.full_like(lo, -1.0 if family in ("poisson", "negative_binomial") else 0.0)
+        lo = np.full_like(lo, -1.0 if family in _DISCRETE else 0.0)
     for _ in range(200):  # widen until the bracket holds the quantile
         low_ok, high_ok = cdf(lo) < q, cdf(hi) >= q
         if low_ok.all() and high_ok.all():
@@ -325,7 +377,7 @@ def mixture_quantile(family: str, params: dict[str, np.ndarray], q: float) -> np
         width = hi - lo
         lo = np.where(low_ok, lo, lo - width)
         hi = np.where(high_ok, hi, hi + width)
-    discrete = family in ("poisson", "negative_binomial")
+    discrete = family in _DISCRETE
     for _ in range(200):
         if discrete and np.all(hi - lo <= 1):
             break
@@ -334,7 +386,11 @@ def mixture_quantile(family: str, params: dict[str, np.ndarray], q: float) -> np
         mid = np.floor((lo + hi) / 2) if discrete else (lo + hi) / 2
         below = cdf(mid) < q
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-    return hi if discrete else (lo + hi) / 2
+    if discrete:
+        return hi
+    if family in ("gaussian", "student_t"):
+        return (lo + hi) / 2
+    return np.where(cdf(np.zeros_like(lo)) >= q, 0.0, (lo + hi) / 2)  # a point mass at 0
 
 
 class Predictor:

@@ -96,7 +96,7 @@ class PredictiveDistribution:
         with forked:
             if seed is not None:
                 torch.manual_seed(seed)
-            return _numpy(self.family.distribution(self.params).sample((n,)))
+            return _numpy(self.family.sample(self.params, n))
 
     def _target(self, y: Any) -> torch.Tensor:
         values = np.asarray(y, dtype=np.float64).reshape(-1)

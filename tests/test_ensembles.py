@@ -38,6 +38,11 @@ def _member_params(name: str, rows: int = 3, seed: int = 0) -> tuple[torch.Tenso
         "poisson": lambda: (u(0.5, 8),),
         "negative_binomial": lambda: (u(0.5, 8), u(0.5, 6)),
         "positive": lambda: (u(0.5, 3),),
+        "tweedie": lambda: (u(0.5, 4), u(0.3, 2), torch.full((rows, MEMBERS), 1.5).double()),
+        "hurdle_lognormal": lambda: (u(-2, 1), u(-0.5, 1), u(0.2, 0.8)),
+        "hurdle_gamma": lambda: (u(-2, 1), u(1, 6), u(0.5, 2)),
+        "zero_inflated_poisson": lambda: (u(-2, 1), u(0.5, 8)),
+        "zero_inflated_negative_binomial": lambda: (u(-2, 1), u(0.5, 8), u(0.5, 6)),
     }[name]()
 
 
@@ -52,7 +57,7 @@ def test_mixture_mean_variance_and_nll_are_exact(name: str) -> None:
     y = torch.round(mixture.mean(params)) if base.discrete else mixture.mean(params) * 1.1
     density = torch.exp(-base.nll(params, y[:, None])).mean(dim=1)
     torch.testing.assert_close(mixture.nll(params, y), -torch.log(density))
-    samples = mixture.distribution(params).sample((200_000,)).double()
+    samples = mixture.sample(params, 200_000).double()
     torch.testing.assert_close(mixture.mean(params), samples.mean(0), rtol=0.02, atol=0.02)
     torch.testing.assert_close(mixture.variance(params), samples.var(0), rtol=0.05, atol=0.05)
 
@@ -66,6 +71,11 @@ def test_mixture_quantiles_invert_the_mixture_cdf(name: str) -> None:
         if mixture.discrete:  # the smallest count with F >= q
             assert (mixture.cdf(params, x) >= q).all()
             assert (mixture.cdf(params, x - 1) < q).all()
+        elif mixture.zero_mass:  # 0 where the point mass reaches q, else F(x) = q
+            at_zero = mixture.prob_zero(params) >= q
+            assert torch.equal(x == 0, at_zero)
+            reached = mixture.cdf(params, x)[~at_zero]
+            torch.testing.assert_close(reached, torch.full_like(reached, q), atol=1e-7, rtol=0)
         else:
             torch.testing.assert_close(
                 mixture.cdf(params, x), torch.full_like(x, q), atol=1e-7, rtol=0

@@ -8,6 +8,13 @@ from scipy import integrate, stats
 from softzoo.families import get_family, list_families
 
 SEVEN = ["gamma", "gaussian", "lognormal", "negative_binomial", "poisson", "positive", "student_t"]
+ZERO_MASS = [
+    "hurdle_gamma",
+    "hurdle_lognormal",
+    "tweedie",
+    "zero_inflated_negative_binomial",
+    "zero_inflated_poisson",
+]
 PROBABILISTIC = [f for f in SEVEN if f != "positive"]
 
 
@@ -31,8 +38,8 @@ def _targets(name: str, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
     return sample.clamp_min(1e-3) if family.support == "positive" else sample
 
 
-def test_list_families_is_the_seven() -> None:
-    assert list_families() == SEVEN
+def test_list_families_is_the_seven_and_the_five_with_a_mass_at_zero() -> None:
+    assert list_families() == sorted(SEVEN + ZERO_MASS)
 
 
 def test_unknown_family_suggests_close_match() -> None:

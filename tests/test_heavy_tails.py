@@ -21,6 +21,8 @@ def _pareto_csv(tmp_path, family: str, scale: float) -> str:
     y = (1.0 + rng.pareto(1.5, 2000)) * np.exp(0.5 * x[:, 0]) * scale
     if get_family(family).support == "count":
         y = np.floor(y)
+    if get_family(family).support == "nonnegative":  # a point mass at 0 too
+        y = np.where(x[:, 1] < -0.7, 0.0, y)
     path = tmp_path / "pareto.csv"
     pd.DataFrame(x, columns=["a", "b", "c"]).assign(y=y).to_csv(path, index=False)
     return str(path)

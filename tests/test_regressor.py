@@ -19,6 +19,8 @@ def _family_csv(tmp_path, family: str) -> str:
     support = get_family(family).support
     if support == "positive":
         y = np.exp(y)
+    elif support == "nonnegative":  # a point mass at 0 beside positive values
+        y = np.where(y < -0.5, 0.0, np.exp(y))
     elif support == "count":
         y = np.random.default_rng(0).poisson(np.exp(y))
     frame = pd.DataFrame(arrays.features, columns=["u", "v", "w"]).assign(target=y)

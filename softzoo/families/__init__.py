@@ -2,8 +2,10 @@
 
 Example:
     >>> from softzoo.families import get_family, list_families
-    >>> list_families()
-    ['gamma', 'gaussian', 'lognormal', 'negative_binomial', 'poisson', 'positive', 'student_t']
+    >>> list_families()[:5]
+    ['gamma', 'gaussian', 'hurdle_gamma', 'hurdle_lognormal', 'lognormal']
+    >>> len(list_families())
+    12
     >>> get_family("gaussian").param_names
     ('loc', 'scale')
 """
@@ -18,11 +20,20 @@ from softzoo.families.poisson import PoissonFamily
 from softzoo.families.positive import PositiveFamily
 from softzoo.families.registry import get_family, list_families, register_family
 from softzoo.families.student_t import StudentTFamily
+from softzoo.families.tweedie import TweedieFamily
+from softzoo.families.zero_mass import (
+    HurdleGammaFamily,
+    HurdleLogNormalFamily,
+    ZeroInflatedNegativeBinomialFamily,
+    ZeroInflatedPoissonFamily,
+)
 
 __all__ = [
     "Family",
     "GammaFamily",
     "GaussianFamily",
+    "HurdleGammaFamily",
+    "HurdleLogNormalFamily",
     "LogNormalFamily",
     "Mixture",
     "NegativeBinomialFamily",
@@ -31,6 +42,9 @@ __all__ = [
     "PoissonFamily",
     "PositiveFamily",
     "StudentTFamily",
+    "TweedieFamily",
+    "ZeroInflatedNegativeBinomialFamily",
+    "ZeroInflatedPoissonFamily",
     "get_family",
     "list_families",
     "register_family",

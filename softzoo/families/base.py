@@ -36,20 +36,30 @@ _UNSCALE: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: its name, whether it is positive (> ``lower``), and its units.
+    """One parameter: its name, whether it is positive (> ``lower``) or bounded in
+    [``lower``, ``upper``], and its units.
 
     ``units`` says how it transforms under y = scale·y' + shift: "location", "scale",
     "log_location" (a location on log y), "rate" (1/scale) or "none" (unitless).
+    ``exposure`` says how it changes when the mean is multiplied by a row's exposure e
+    (the same transforms with scale = e): "scale" (a mean), "rate", "log_location", or
+    "none"; a family takes an exposure where one of its parameters carries it.
     """
 
     name: str
     positive: bool = False
     lower: float = 0.0
     units: str = "none"
+    upper: float | None = None
+    exposure: str = "none"
 
     def __post_init__(self) -> None:
-        if self.units not in _UNSCALE:
-            raise ValueError(f"units must be one of {sorted(_UNSCALE)}, got {self.units!r}")
+        for field_name in ("units", "exposure"):
+            if getattr(self, field_name) not in _UNSCALE:
+                raise ValueError(
+                    f"{field_name} must be one of {sorted(_UNSCALE)}, got "
+                    f"{getattr(self, field_name)!r}"
+                )
 
 
 class Family:
@@ -60,7 +70,8 @@ class Family:
     Attributes:
         name: registry name.
         params: the parameters in output order.
-        support: "real", "positive" (y > 0) or "count" (y in 0, 1, 2, …).
+        support: "real", "positive" (y > 0), "nonnegative" (y >= 0: a point mass at 0
+            and a density above it) or "count" (y in 0, 1, 2, …).
         target_scaling: "affine" (standardise y), "scale" (divide by a positive
             scale) or "none" (counts keep their units).
         probabilistic: False for point predictors (no likelihood, no intervals).
@@ -85,6 +96,8 @@ class Family:
     closed_form_interval: ClassVar[bool] = False
     mean_params: ClassVar[tuple[str, ...]] = ()
     calibration_map: ClassVar[str] = "level"
+    zero_mass: ClassVar[bool] = False
+    series_cdf: ClassVar[bool] = False
 
     # ---- description -------------------------------------------------------------
     @property
@@ -110,7 +123,32 @@ class Family:
 
     def head_specs(self) -> list[HeadSpec]:
         """Head specifications for :class:`softzoo.nn.ParameterHeads`."""
-        return [HeadSpec(p.name, p.positive, p.lower) for p in self.params]
+        return [HeadSpec(p.name, p.positive, p.lower, upper=p.upper) for p in self.params]
+
+    @property
+    def takes_exposure(self) -> bool:
+        """Whether a row's exposure can multiply this family's mean (a log offset)."""
+        return any(p.exposure != "none" for p in self.params)
+
+    def with_exposure(self, params: Params, exposure: Tensor) -> Params:
+        """The parameters of a row observed over ``exposure`` (> 0) units, from those of
+        one unit: the mean is multiplied by the exposure, the shape kept.
+
+        Example:
+            >>> import torch
+            >>> from softzoo.families import get_family
+            >>> get_family("poisson").with_exposure((torch.tensor([2.0]),), torch.tensor([3.0]))
+            (tensor([6.]),)
+        """
+        zero = torch.zeros((), dtype=exposure.dtype, device=exposure.device)
+        return tuple(
+            _UNSCALE[spec.exposure](p, zero, exposure)
+            for spec, p in zip(self.params, params, strict=True)
+        )
+
+    def prob_zero(self, params: Params) -> Tensor:
+        """P(y = 0) of each row (families with ``zero_mass``)."""
+        raise NotImplementedError(f"family {self.name!r} has no point mass at 0")
 
     # ---- the statistics (per element, in the units of y) ---------------------------
     def nll(self, params: Params, y: Tensor) -> Tensor:
@@ -142,9 +180,18 @@ class Family:
         """The equivalent ``torch.distributions`` object (for metrics and tests only)."""
         raise NotImplementedError
 
+    def sample(self, params: Params, n: int) -> Tensor:
+        """``n`` draws per row, shape (n, *rows), from the global torch generator."""
+        return self.distribution(params).sample((n,))
+
     def initial_values(self, y: Tensor) -> dict[str, float]:
         """Parameter values of the marginal fit of y (scaled units): the heads start there."""
         raise NotImplementedError
+
+    def grid_points(self, params: Params, levels: np.ndarray) -> Tensor:
+        """Points where the mass is, at these CDF levels, for integrals over y (a
+        mixture's CRPS): the quantiles, unless a family has cheaper points."""
+        return torch.as_tensor(self.quantile(params, levels))
 
     def interval(self, params: Params, level: float) -> tuple[Tensor, Tensor]:
         """The central interval holding ``level`` of the predictive mass."""
@@ -153,8 +200,11 @@ class Family:
         return self.quantile(params, tail), self.quantile(params, 1.0 - tail)
 
     def pit_bounds(self, params: Params, y: Tensor) -> tuple[Tensor, Tensor]:
-        """(F(y⁻), F(y)): equal for continuous families; for counts F(y-1) and F(y)."""
+        """(F(y⁻), F(y)): equal for continuous families; for counts F(y-1) and F(y); at
+        a point mass at 0, 0 and P(y = 0)."""
         upper = self.cdf(params, y)
+        if self.support == "nonnegative":  # randomised over the point mass at 0
+            return torch.where(y == 0, torch.zeros_like(upper), upper), upper
         if not self.discrete:
             return upper, upper
         below = torch.where(y >= 1, self.cdf(params, (y - 1).clamp_min(0)), 0.0)
@@ -170,7 +220,12 @@ class Family:
         bad = ~torch.isfinite(y)
         _raise_on_bad(bad, y, f"{what} has {{n}} NaN/inf value(s)", self.name, rows=rows)
         rules = {
-            "positive": (y <= 0, "needs y > 0", "gaussian or student_t"),
+            "positive": (
+                y <= 0,
+                "needs y > 0",
+                "gaussian or student_t; with zeros: tweedie, hurdle_gamma or hurdle_lognormal",
+            ),
+            "nonnegative": (y < 0, "needs y >= 0", "gaussian or student_t"),
             "count": (
                 (y < 0) | (y != torch.round(y)),
                 "needs counts (integers >= 0)",

@@ -21,7 +21,10 @@ class GammaFamily(Family):
     """
 
     name = "gamma"
-    params = (ParamSpec("concentration", True), ParamSpec("rate", True, units="rate"))
+    params = (
+        ParamSpec("concentration", True),
+        ParamSpec("rate", True, units="rate", exposure="rate"),
+    )
     support = "positive"
     target_scaling = "scale"
     mean_params = ("rate",)

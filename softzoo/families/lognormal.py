@@ -24,7 +24,10 @@ class LogNormalFamily(Family):
 
     name = "lognormal"
     calibration_map = "log_scale"
-    params = (ParamSpec("loc", units="log_location"), ParamSpec("scale", True))
+    params = (
+        ParamSpec("loc", units="log_location", exposure="log_location"),
+        ParamSpec("scale", True),
+    )
     support = "positive"
     target_scaling = "scale"
     mean_params = ("loc",)

@@ -76,6 +76,8 @@ class Mixture(Family):
         self.probabilistic = base.probabilistic
         self.loss_options = base.loss_options
         self.mean_params = base.mean_params
+        self.zero_mass = base.zero_mass
+        self.series_cdf = base.series_cdf
         self.calibration_map = "level"  # a mixture has no one scale parameter
 
     def options(self) -> dict[str, Any]:
@@ -110,6 +112,12 @@ class Mixture(Family):
     def cdf(self, params: Params, y: Tensor) -> Tensor:
         return self.base.cdf(params, y.unsqueeze(-1)).mean(dim=-1)
 
+    def prob_zero(self, params: Params) -> Tensor:
+        return self.base.prob_zero(params).mean(dim=-1)
+
+    def with_exposure(self, params: Params, exposure: Tensor) -> Params:
+        return self.base.with_exposure(params, exposure.unsqueeze(-1))
+
     def pit_bounds(self, params: Params, y: Tensor) -> tuple[Tensor, Tensor]:
         below, upper = self.base.pit_bounds(params, y.unsqueeze(-1).expand_as(params[0]))
         return below.mean(dim=-1), upper.mean(dim=-1)
@@ -123,7 +131,10 @@ class Mixture(Family):
             mid = (lo + hi) / 2
             below = self.cdf(params, mid.to(params[0].dtype)).double() < q
             lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-        return ((lo + hi) / 2).to(params[0].dtype)
+        middle = (lo + hi) / 2
+        if self.support == "nonnegative":  # the point mass: exactly 0, not a bisection's 1e-18
+            middle = torch.where(self.prob_zero(params).double() >= q, 0.0, middle)
+        return middle.to(params[0].dtype)
 
     def _count_quantile(self, params: Params, q: float, lo: Tensor, hi: Tensor) -> Tensor:
         """The smallest count k with F(k) >= q, between the members' quantiles."""
@@ -153,7 +164,7 @@ class Mixture(Family):
     def _grid_crps_rows(self, params: Params, y: Tensor) -> Tensor:
         member_params = tuple(p[..., None] for p in params)
         levels = _grid_levels(self.members)
-        grid = torch.as_tensor(self.base.quantile(member_params, levels)).double()
+        grid = torch.as_tensor(self.base.grid_points(member_params, levels)).double()
         y64 = y.double()[:, None]
         grid = torch.sort(torch.cat([grid.reshape(len(y), -1), y64], dim=1), dim=1).values
         member_params = tuple(p[:, None, :] for p in params)
@@ -177,6 +188,12 @@ class Mixture(Family):
         big_f = self.base.cdf(member_params, counts[None, :, None]).double().mean(-1)
         step = (counts[None, :] >= y[:, None]).double()
         return ((big_f - step) ** 2).sum(dim=1).to(y.dtype)
+
+    def sample(self, params: Params, n: int) -> Tensor:
+        """Each draw from a member chosen uniformly, as the mixture's definition says."""
+        draws = self.base.sample(params, n)  # (n, rows, members)
+        pick = torch.randint(self.members, draws.shape[:-1], device=draws.device)
+        return draws.gather(-1, pick[..., None])[..., 0]
 
     def distribution(self, params: Params) -> torch.distributions.Distribution:
         members = self.base.distribution(params)

@@ -30,7 +30,7 @@ class NegativeBinomialFamily(Family):
     """
 
     name = "negative_binomial"
-    params = (ParamSpec("mean", True), ParamSpec("concentration", True))
+    params = (ParamSpec("mean", True, exposure="scale"), ParamSpec("concentration", True))
     support = "count"
     target_scaling = "none"
     mean_params = ("mean",)

@@ -21,7 +21,7 @@ class PoissonFamily(Family):
     """
 
     name = "poisson"
-    params = (ParamSpec("rate", True),)
+    params = (ParamSpec("rate", True, exposure="scale"),)
     support = "count"
     target_scaling = "none"
     mean_params = ("rate",)

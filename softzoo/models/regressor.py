@@ -292,7 +292,9 @@ class SoftRegressor(pl.LightningModule):
         self.example_input_array = torch.zeros(2, in_features)
         self.register_load_state_dict_pre_hook(upgrade_state_dict)
         self.train_loss = MeanMetric()
-        self.eval_metrics = nn.ModuleDict({s: self._make_metrics() for s in ("val", "test")})
+        self.eval_metrics = nn.ModuleDict(
+            {"val": self._make_metrics(every_epoch=True), "test": self._make_metrics()}
+        )
 
     # ---- the exported computation ----------------------------------------------------
     @property
@@ -508,18 +510,24 @@ class SoftRegressor(pl.LightningModule):
             )
 
     # ---- training and evaluation -------------------------------------------------------
-    def _make_metrics(self) -> nn.ModuleDict:
+    def _make_metrics(self, every_epoch: bool = False) -> nn.ModuleDict:
+        """The evaluation metrics; ``every_epoch`` (validation) leaves out CRPS and the
+        interval metrics of an ensemble whose family's CDF is a series (Tweedie): each
+        needs thousands of CDF evaluations per row, seconds per epoch."""
         metrics: dict[str, Metric] = {
             "loss": MeanMetric(),
             "rmse": MeanSquaredError(squared=False),
             "mae": MeanAbsoluteError(),
-            "crps": CRPS(self.family),
         }
+        costly = every_epoch and isinstance(self.family, Mixture) and self.family.series_cdf
+        if not costly:
+            metrics["crps"] = CRPS(self.family)
         if self.family.probabilistic:
+            metrics["nll"] = NegativeLogLikelihood(self.family)
+        if self.family.probabilistic and not costly:
             level = self.hparams.interval_level
             tag = f"{round(level * 100):d}"
             metrics |= {
-                "nll": NegativeLogLikelihood(self.family),
                 f"picp_{tag}": IntervalCoverage(self.family, level),
                 f"width_{tag}": IntervalWidth(self.family, level),
             }

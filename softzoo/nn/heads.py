@@ -2,6 +2,9 @@
 
 A positive output is ``softplus(raw) + floor`` with ``floor > 0``: in float32 softplus
 underflows to exactly 0 for raw ≲ -104, and ``clamp_min`` would have no gradient there.
+A bounded output (the Tweedie power) is ``lower + (upper - lower) * sigmoid(raw)``, with
+bounds chosen so that float32 saturation at either end is still a valid value; equal
+bounds make a constant output (a fixed power).
 
 Example:
     >>> import torch
@@ -100,7 +103,8 @@ class PositiveHead(nn.Module):
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """One output parameter: real-valued, or positive with outputs > ``lower`` (+ floor).
+    """One output parameter: real-valued, positive with outputs > ``lower`` (+ floor), or
+    bounded in [``lower``, ``upper``] where ``upper`` is given.
 
     ``init_value`` is the value every initial output takes (weights start at 0).
     """
@@ -109,6 +113,23 @@ class HeadSpec:
     positive: bool = False
     lower: float = 0.0
     init_value: float | None = None
+    upper: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.upper is not None and (self.positive or not self.lower <= self.upper):
+            raise ValueError(
+                f"head {self.name!r}: a bounded head needs lower <= upper and positive=False, "
+                f"got lower={self.lower!r}, upper={self.upper!r}, positive={self.positive!r}"
+            )
+
+
+def _bounded_bias(spec: HeadSpec, value: Tensor) -> Tensor:
+    """The raw bias whose bounded output is ``value`` (its logit inside the bounds)."""
+    span = spec.upper - spec.lower
+    if span == 0:
+        return torch.zeros_like(value)
+    share = ((value - spec.lower) / span).clamp(1e-6, 1 - 1e-6)
+    return torch.logit(share)
 
 
 class ParameterHeads(nn.Module):
@@ -157,7 +178,9 @@ class ParameterHeads(nn.Module):
         for i in rows:
             spec = self.specs[i]
             bias = torch.tensor(float(spec.init_value), dtype=torch.float64)
-            if spec.positive:
+            if spec.upper is not None:
+                bias = _bounded_bias(spec, bias)
+            elif spec.positive:
                 offset = spec.lower + self.floor
                 if not spec.init_value > offset:
                     raise ValueError(
@@ -178,6 +201,8 @@ class ParameterHeads(nn.Module):
                 column = positive_transform(
                     column, spec.lower + self.floor, self.beta, self.threshold
                 )
+            elif spec.upper is not None:
+                column = spec.lower + (spec.upper - spec.lower) * torch.sigmoid(column.float())
             outputs.append(column)
         return tuple(outputs)
 
