@@ -47,6 +47,11 @@ class NegativeBinomialFamily(Family):
             - y * log_total
         )
 
+    def log_prob_zero(self, params: Params) -> Tensor:
+        """log P(y = 0) = r·log(r / (μ + r))."""
+        mu, r = params
+        return r * (torch.log(r) - torch.log(mu + r))
+
     def mean(self, params: Params) -> Tensor:
         return params[0]
 

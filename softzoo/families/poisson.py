@@ -30,6 +30,10 @@ class PoissonFamily(Family):
         (rate,) = params
         return rate - torch.xlogy(y, rate) + torch.lgamma(y + 1)
 
+    def log_prob_zero(self, params: Params) -> Tensor:
+        """log P(y = 0) = −rate."""
+        return -params[0]
+
     def mean(self, params: Params) -> Tensor:
         return params[0]
 

@@ -43,30 +43,38 @@ __all__ = [
 _SHARE_BOUNDS = (1e-3, 1.0 - 1e-3)
 
 
+def _log_weights(logit: Tensor) -> tuple[Tensor, Tensor]:
+    """(log w, log(1 − w)) for w = sigmoid(logit), as −softplus: exported through softzoo's
+    exact softplus lowering (onnxruntime's Sigmoid and a log of it lose the tails)."""
+    return -F.softplus(-logit), -F.softplus(logit)
+
+
 class _ZeroMassFamily(Family):
     """``w·δ₀ + (1 − w)·G``; subclasses name the base family G and the logit parameter."""
 
     base: ClassVar[Family]
     zero_mass = True
 
+    def _weights(self, logit: Tensor) -> tuple[Tensor, Tensor]:
+        log_w, log_rest = _log_weights(logit)
+        return torch.exp(log_w), torch.exp(log_rest)
+
     def _split(self, params: Params) -> tuple[Tensor, Params]:
         return params[0], tuple(params[1:])
 
-    def _log_base_zero(self, base_params: Params, like: Tensor) -> Tensor | None:
-        """log G(0): None for a positive G (no mass at 0)."""
-        if not self.base.discrete:
-            return None
-        return -self.base.nll(base_params, torch.zeros_like(like))
+    def _log_base_zero(self, base_params: Params) -> Tensor | None:
+        """log G(0) (a few exported ops, no lgamma): None for a positive G."""
+        return self.base.log_prob_zero(base_params) if self.base.discrete else None
 
     def nll(self, params: Params, y: Tensor) -> Tensor:
         logit, base_params = self._split(params)
         zero = y == 0
-        log_w, log_rest = F.logsigmoid(logit), F.logsigmoid(-logit)
+        log_w, log_rest = _log_weights(logit)
         # the base's NLL is evaluated at 1 in place of 0 where G has no mass at 0, so that
         # the branch torch.where drops has a finite gradient
         inside = y if self.base.discrete else torch.where(zero, torch.ones_like(y), y)
         positive = log_rest - self.base.nll(base_params, inside)
-        log_base_zero = self._log_base_zero(base_params, y)
+        log_base_zero = self._log_base_zero(base_params)
         at_zero = (
             log_w if log_base_zero is None else torch.logaddexp(log_w, log_rest + log_base_zero)
         )
@@ -74,23 +82,24 @@ class _ZeroMassFamily(Family):
 
     def prob_zero(self, params: Params) -> Tensor:
         logit, base_params = self._split(params)
-        w = torch.sigmoid(logit)
-        log_base_zero = self._log_base_zero(base_params, logit)
+        w, _ = self._weights(logit)
+        log_base_zero = self._log_base_zero(base_params)
         return w if log_base_zero is None else w + (1 - w) * torch.exp(log_base_zero)
 
     def mean(self, params: Params) -> Tensor:
+        # in logs: (1 − w)·E Z is 0·inf = NaN where w rounds to 1 and E Z overflows
         logit, base_params = self._split(params)
-        return torch.sigmoid(-logit) * self.base.mean(base_params)
+        return torch.exp(_log_weights(logit)[1] + torch.log(self.base.mean(base_params)))
 
     def variance(self, params: Params) -> Tensor:
         logit, base_params = self._split(params)
-        w, rest = torch.sigmoid(logit), torch.sigmoid(-logit)
+        w, rest = self._weights(logit)
         mean = self.base.mean(base_params)
         return rest * self.base.variance(base_params) + w * rest * mean**2
 
     def cdf(self, params: Params, y: Tensor) -> Tensor:
         logit, base_params = self._split(params)
-        w = torch.sigmoid(logit)
+        w, _ = self._weights(logit)
         inside = self.base.cdf(base_params, y.clamp_min(0))
         return torch.where(y < 0, torch.zeros_like(inside), w + (1 - w) * inside)
 
@@ -113,7 +122,7 @@ class _ZeroMassFamily(Family):
 
     def crps(self, params: Params, y: Tensor) -> Tensor:
         logit, base_params = self._split(params)
-        w, rest = torch.sigmoid(logit), torch.sigmoid(-logit)
+        w, rest = self._weights(logit)
         mean = self.base.mean(base_params)
         spread = 2 * (mean - self.base.crps(base_params, torch.zeros_like(y)))  # E|Z − Z'|
         at_y = self.base.crps(base_params, y)

@@ -731,7 +731,8 @@ class SoftRegressor(pl.LightningModule):
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
         """Parameters (an ensemble's per member, as ``member_<name>``), mean, median (for
-        continuous probabilistic families), an ensemble's variance and, for probabilistic
+        continuous probabilistic families), an ensemble's variance, P(y = 0) (``prob_zero``,
+        for the families with a point mass at 0) and, for probabilistic
         families, the central interval; the target too when the batch has one."""
         params = self(batch[0])
         mixture = isinstance(self.family, Mixture)
@@ -746,6 +747,8 @@ class SoftRegressor(pl.LightningModule):
             out["median"] = self.family.quantile(params, 0.5)
         if mixture:
             out["variance"] = self.family.variance(params)
+        if self.family.zero_mass:
+            out["prob_zero"] = self.family.prob_zero(params)
         if self.family.probabilistic:
             tag = f"{round(self.hparams.interval_level * 100):d}"
             out[f"lower_{tag}"], out[f"upper_{tag}"] = self.family.interval(

@@ -45,14 +45,16 @@ def _activations(module: nn.Module) -> list[dict[str, Any]]:
 
 def output_names(module: nn.Module) -> list[str]:
     """The exported graph's outputs: the family's parameters, the predictive ``mean`` (a
-    parameter already, for the negative binomial and positive families), and, where the
-    family's interval is closed-form (Gaussian, log-normal), ``lower_NN`` and ``upper_NN``
-    of the model's central interval (NN: its level in percent)."""
+    parameter already, for the negative binomial and positive families), ``prob_zero``
+    (P(y = 0)) for the families with a point mass at 0, and, where the family's interval
+    is closed-form (Gaussian, log-normal), ``lower_NN`` and ``upper_NN`` of the model's
+    central interval (NN: its level in percent)."""
+    zero = ["prob_zero"] if module.family.zero_mass else []
     if isinstance(module.family, Mixture):  # members' parameters (batch, members), mixture
         names = [f"member_{n}" for n in module.family.param_names] + ["mean"]
-        return names + (["variance"] if module.family.probabilistic else [])
+        return names + (["variance"] if module.family.probabilistic else []) + zero
     names = list(module.family.param_names)
-    names += [] if "mean" in names else ["mean"]
+    names += ([] if "mean" in names else ["mean"]) + zero
     if module.family.closed_form_interval:
         tag = f"{round(module.hparams.interval_level * 100):d}"
         names += [f"lower_{tag}", f"upper_{tag}"]
@@ -213,8 +215,9 @@ def _strip_exporter_traces(model: onnx.ModelProto) -> None:
 
 
 class _Deployed(nn.Module):
-    """What a deployed graph computes: the module's parameters, the predictive mean and,
-    for a closed-form family, the central interval ends (see :func:`output_names`)."""
+    """What a deployed graph computes: the module's parameters, the predictive mean,
+    P(y = 0) where the family has a point mass there and, for a closed-form family, the
+    central interval ends (see :func:`output_names`)."""
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
@@ -224,13 +227,15 @@ class _Deployed(nn.Module):
         params = self.module(x)
         family = self.module.family
         outputs = [*params]
+        zero = [family.prob_zero(params)] if family.zero_mass else []
         if isinstance(family, Mixture):
             outputs.append(family.mean(params))
             if family.probabilistic:
                 outputs.append(family.variance(params))
-            return tuple(outputs)
+            return (*outputs, *zero)
         if "mean" not in family.param_names:
             outputs.append(family.mean(params))
+        outputs += zero
         if family.closed_form_interval:
             outputs += list(family.interval(params, self.module.hparams.interval_level))
         return tuple(outputs)
