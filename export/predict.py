@@ -414,6 +414,8 @@ class Predictor:
         self.feature_names: list[str] = list(_json_metadata(meta, "feature_names", model))
         self.columns: list[dict] = list(_json_metadata(meta, "input_columns", model))
         self.impute = meta.get("missing_policy", "impute") == "impute"
+        #: the column of each row's exposure (> 0), fed to the graph's "exposure" input
+        self.exposure_column: str | None = meta.get("exposure_column")
         calibration = _json_metadata(meta, "calibration", model) if "calibration" in meta else {}
         self.nominal_level = float(meta.get("interval_level", 0.9))
         self.level = float(calibration.get("level", self.nominal_level))
@@ -424,6 +426,11 @@ class Predictor:
     @property
     def numeric_names(self) -> list[str]:
         return [c["name"] for c in self.columns if c["role"] == "numeric"]
+
+    @property
+    def input_names(self) -> list[str]:
+        """Every column a table must have: the features, then the exposure column."""
+        return self.feature_names + ([self.exposure_column] if self.exposure_column else [])
 
     def _check(self, model: str | Path, declared: list[str]) -> None:
         problems = []
@@ -450,6 +457,8 @@ class Predictor:
         expected = {_input(c): "batch" for c in self.columns if c["role"] == "categorical"}
         if self.numeric_names:
             expected = {"features": len(self.numeric_names), **expected}
+        if self.exposure_column:
+            expected["exposure"] = "batch"
         if graph != expected:
             problems.append(f"the input columns make inputs {expected} but the graph takes {graph}")
         if problems:
@@ -496,16 +505,17 @@ class Predictor:
             rows = np.asarray(table, dtype=np.float32)
             if (
                 len(self.numeric_names) != len(self.feature_names)
+                or self.exposure_column
                 or rows.ndim != 2
                 or (rows.shape[1] != len(self.feature_names))
             ):
                 raise InputError(
                     f"expected rows with {len(self.feature_names)} features "
                     f"({', '.join(self.feature_names)}), got shape {rows.shape}; a model with "
-                    "categorical columns takes a mapping of columns"
+                    "categorical columns or an exposure takes a mapping of columns"
                 )
             return {"features": rows}
-        missing = [c for c in self.feature_names if c not in table]
+        missing = [c for c in self.input_names if c not in table]
         if missing:
             raise InputError(f"the table lacks column(s) {', '.join(missing)}")
         feeds = {}
@@ -520,7 +530,20 @@ class Predictor:
                     for v in table[column["name"]]
                 ]
                 feeds[_input(column)] = np.array(values, dtype=object)
+        if self.exposure_column:
+            feeds["exposure"] = self._exposure(table[self.exposure_column])
         return feeds
+
+    def _exposure(self, values: Sequence) -> np.ndarray:
+        name = self.exposure_column
+        out = np.array([_number(v, name, row) for row, v in enumerate(values)], np.float32)
+        bad = np.flatnonzero(~(out > 0) | ~np.isfinite(out))
+        if bad.size:
+            raise InputError(
+                f"row {bad[0]}: exposure column {name!r} is {values[bad[0]]!r}; every row needs "
+                f"an exposure > 0 ({bad.size} row(s) do not): fix or drop those rows"
+            )
+        return out
 
     def _numbers(self, values: Sequence, name: str) -> np.ndarray:
         out = np.empty(len(values), dtype=np.float32)
@@ -723,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.sha256 or args.manifest:
             verify(args.model, args.sha256 or _manifest_sha256(args.model, args.manifest))
         predictor = Predictor(args.model, args.threads)
-        table = read_table(args.input, predictor.feature_names)
+        table = read_table(args.input, predictor.input_names)
         try:
             predictions = predictor.predict(table, args.batch)
         except InputError as err:

@@ -188,6 +188,8 @@ _LINKED = {
     "missing_indicators": "missing_indicators",
     "column_roles": "column_roles",
     "missing_policy": "missing_policy",
+    "exposure_column": "exposure_column",
+    "weight_column": "weight_column",
 }
 
 

@@ -39,7 +39,8 @@ class TabularArrays:
     features are codes, see :mod:`softzoo._codes`) with their vocabularies;
     ``missing_indicators`` the numeric columns with gaps in the training split;
     ``allow_missing`` whether numeric features may be NaN (imputed by the model); ``roles``
-    the roles table."""
+    the roles table; ``exposure`` (n,) each row's exposure (> 0) and ``weight`` (n,) each
+    row's weight (>= 0), with the columns they came from."""
 
     features: np.ndarray
     target: np.ndarray
@@ -50,6 +51,10 @@ class TabularArrays:
     missing_indicators: tuple[str, ...] = ()
     allow_missing: bool = False
     roles: tuple[dict, ...] = ()
+    exposure: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    exposure_column: str | None = None
+    weight_column: str | None = None
 
 
 def fraction_splits(n: int, val: float, test: float, seed: int) -> dict[str, np.ndarray]:
@@ -238,6 +243,18 @@ class ArrayDataModule(pl.LightningDataModule):
         return [dict(r) for r in self.arrays.roles] or None
 
     @property
+    def exposure_column(self) -> str | None:
+        """The column of each row's exposure (linked to the model): it multiplies the
+        predicted mean and travels as the last column of :attr:`features_tensor`."""
+        return self.arrays.exposure_column
+
+    @property
+    def weight_column(self) -> str | None:
+        """The column of each row's weight (linked to the model): loaders then yield
+        (x, y, weight) batches, and the loss and metrics are weighted."""
+        return self.arrays.weight_column
+
+    @property
     def sharded(self) -> bool:
         """Whether this process holds only its share of the rows (then its loaders iterate
         all of them, and :attr:`training_statistics` holds what the model fits)."""
@@ -261,9 +278,17 @@ class ArrayDataModule(pl.LightningDataModule):
         return fraction_splits(n, self.val_fraction, self.test_fraction, self.seed)
 
     def tensors(self, split: str) -> tuple[Tensor, Tensor]:
-        """(features, target) of a split as float32 tensors (a copy of its rows)."""
+        """(features, target) of a split as float32 tensors (a copy of its rows; the
+        exposure, if any, is the last column of the features)."""
         rows = torch.as_tensor(self.split_indices[split])
         return self.features_tensor[rows], self.target_tensor[rows]
+
+    def split_weight(self, split: str) -> Tensor | None:
+        """The weights of a split's rows (None: unweighted)."""
+        if self._rows.weight is None:
+            return None
+        weight = torch.as_tensor(self._rows.weight, dtype=torch.float32)
+        return weight[torch.as_tensor(self.split_indices[split])]
 
     def split_target(self, split: str) -> Tensor:
         """The float32 target of a split (without copying the features)."""
@@ -277,8 +302,13 @@ class ArrayDataModule(pl.LightningDataModule):
     @cached_property
     def features_tensor(self) -> Tensor:
         """Every row's features as one float32 tensor, sharing the arrays' memory where they
-        are float32 already; :attr:`split_indices` picks a split's rows."""
-        return torch.as_tensor(self._rows.features, dtype=torch.float32)
+        are float32 already (with an exposure: a copy, the exposure its last column);
+        :attr:`split_indices` picks a split's rows."""
+        features = torch.as_tensor(self._rows.features, dtype=torch.float32)
+        if self._rows.exposure is None:
+            return features
+        exposure = torch.as_tensor(self._rows.exposure, dtype=torch.float32)
+        return torch.cat([features, exposure[:, None]], dim=1)
 
     @cached_property
     def target_tensor(self) -> Tensor:
@@ -293,9 +323,10 @@ class ArrayDataModule(pl.LightningDataModule):
     def _loader(self, split: str, **options) -> InMemoryBatchLoader:
         """A loader over one split's rows of the arrays, gathered a step at a time."""
         index = torch.as_tensor(self.split_indices[split])
-        return InMemoryBatchLoader(
-            self.features_tensor, self.target_tensor, index=index, **options, **self._shard()
-        )
+        tensors = [self.features_tensor, self.target_tensor]
+        if self._rows.weight is not None:
+            tensors.append(torch.as_tensor(self._rows.weight, dtype=torch.float32))
+        return InMemoryBatchLoader(*tensors, index=index, **options, **self._shard())
 
     # ---- loaders -----------------------------------------------------------------------
     def _shard(self) -> dict[str, int]:

@@ -19,6 +19,7 @@ from softzoo._codes import MISSING_CODE
 from softzoo._names import did_you_mean
 from softzoo.data.base import (
     BATCHES_PER_STEP,
+    FLOAT32_MAX,
     SPLITS,
     ArrayDataModule,
     TabularArrays,
@@ -101,6 +102,12 @@ class TabularDataModule(ArrayDataModule):
             split); other columns and their order do not matter.
         vocabularies: fixed vocabularies (name → categories) instead of fitting them, e.g.
             a trained model's ``categories``, to encode new rows as it was trained.
+        exposure_column: a column with each row's exposure (> 0: months insured, hours
+            observed, store size): the predicted mean is multiplied by it (a log offset);
+            it is an input of the model, never a feature, and every row to predict on
+            needs it. Exposure 1 gives the prediction per unit.
+        weight_column: a column with each row's weight (>= 0): the training loss and the
+            validation and test metrics are weighted means (docs/families.md).
         batch_size, eval_batch_size, val_fraction, test_fraction, seed, batches_per_step:
             see ArrayDataModule (``batch_size`` "auto", the default here: the default
             recipe's for the number of training rows).
@@ -130,6 +137,8 @@ class TabularDataModule(ArrayDataModule):
         index_files: dict[str, str] | None = None,
         predict_path: str | None = None,
         vocabularies: dict[str, list[str]] | None = None,
+        exposure_column: str | None = None,
+        weight_column: str | None = None,
         batch_size: int | Literal["auto"] = "auto",
         eval_batch_size: int = 4096,
         val_fraction: float = 0.1,
@@ -164,8 +173,10 @@ class TabularDataModule(ArrayDataModule):
                 f"directory of them, got {path!r} (pandas converts a CSV: "
                 "pd.read_csv(csv).to_parquet(path, row_group_size=1_000_000))"
             )
+        _check_row_columns(target, split_column, exposure_column, weight_column, shard_row_groups)
         self.save_hyperparameters()
         self.shard_row_groups = shard_row_groups
+        self.row_columns = {"exposure": exposure_column, "weight": weight_column}
         self._rank_share: _RankShare | None = None
         self.path, self.dataset, self.target, self.features = path, dataset, target, features
         self.categorical, self.ignore = list(categorical or []), list(ignore or [])
@@ -192,6 +203,14 @@ class TabularDataModule(ArrayDataModule):
         named = [*self.categorical, *self.ignore, *(self.vocabularies or {})]
         named += [self.split_column] if self.split_column else []
         _require_columns(frame, named, "listed", self.source)
+        for role, column in self.row_columns.items():
+            if column is not None:
+                _require_columns(frame, [column], role, self.source)
+                if column in (self.features or ()) or column in self.categorical:
+                    raise ValueError(
+                        f"column {column!r} is the {role} column and also listed as a "
+                        f"feature; an {role} is never a feature: remove it from the features"
+                    )
         if self.features is not None:
             features = list(self.features)
             _require_columns(frame, features, "feature", self.source)
@@ -205,7 +224,8 @@ class TabularDataModule(ArrayDataModule):
             features = [c for c in info.features if c != target]
         else:
             features = [str(c) for c in frame.columns]
-        features = [c for c in features if c not in (target, self.split_column)]
+        not_features = (target, self.split_column, *self.row_columns.values())
+        features = [c for c in features if c not in not_features]
         if self.features is not None and target in self.features:
             raise ValueError(
                 f"the target {target!r} is also listed as a feature; remove it from features"
@@ -245,6 +265,9 @@ class TabularDataModule(ArrayDataModule):
         )
         kinds = (numeric, categorical)
         roles = self._roles(facts, target, kinds, vocabulary, medians, indicators)
+        exposure, weight = (
+            self._row_values(frame, r, ~no_target, splits) for r in self.row_columns
+        )
         return TabularArrays(
             x,
             y[~no_target],
@@ -255,7 +278,28 @@ class TabularDataModule(ArrayDataModule):
             tuple(indicators),
             allow_missing=self.missing == "impute",
             roles=tuple(r.to_dict() for r in roles),
+            exposure=exposure,
+            weight=weight,
+            exposure_column=self.row_columns["exposure"],
+            weight_column=self.row_columns["weight"],
         )
+
+    def _row_values(
+        self, frame: pd.DataFrame, role: str, kept: np.ndarray, splits: dict[str, np.ndarray]
+    ) -> np.ndarray | None:
+        """The kept rows' exposure (every one > 0) or weight (every one >= 0, not all 0 in
+        the training split), or None where no such column is given."""
+        column = self.row_columns[role]
+        if column is None:
+            return None
+        values = numeric_values(frame, column, role, self.source)[kept]
+        check_row_values(values, role, column, self.source, np.flatnonzero(kept))
+        if role == "weight" and len(splits["train"]) and not values[splits["train"]].any():
+            raise ValueError(
+                f"weight column {column!r} is 0 for every training row of {self.source}: "
+                "nothing would be learned; check the column (weights are >= 0, most > 0)"
+            )
+        return values
 
     def _features(
         self,
@@ -320,7 +364,8 @@ class TabularDataModule(ArrayDataModule):
                     ColumnRole(name, "categorical", dtype, len(vocabulary[name]), n_missing, note)
                 )
             else:
-                role = "split" if name == self.split_column else "ignored"
+                by_column = {v: k for k, v in self.row_columns.items() if v is not None}
+                role = "split" if name == self.split_column else by_column.get(name, "ignored")
                 roles.append(ColumnRole(name, role, dtype, None, n_missing))
         return roles
 
@@ -533,8 +578,55 @@ class TabularDataModule(ArrayDataModule):
             self.arrays.roles,
             self.missing,
             f"predict file {self.predict_path!r}",
+            self.exposure_column,
         )
         return InMemoryBatchLoader(torch.as_tensor(x), batch_size=self.eval_batch_size)
+
+
+def _check_row_columns(
+    target: str | None,
+    split_column: str | None,
+    exposure_column: str | None,
+    weight_column: str | None,
+    sharded: bool,
+) -> None:
+    named = {"exposure_column": exposure_column, "weight_column": weight_column}
+    for option, column in named.items():
+        if column is not None and column in (target, split_column):
+            what = "target" if column == target else "split_column"
+            raise ValueError(f"{option} {column!r} is also the {what}: give another column")
+    if exposure_column is not None and exposure_column == weight_column:
+        raise ValueError(
+            f"exposure_column and weight_column are both {exposure_column!r}: an exposure "
+            "multiplies the mean, a weight weighs the loss; give one of them"
+        )
+    if sharded and (exposure_column or weight_column):
+        raise ValueError(
+            "exposure_column and weight_column are not available with shard_row_groups: "
+            "train without shard_row_groups"
+        )
+
+
+def check_row_values(
+    values: np.ndarray, role: str, column: str, source: str, rows: np.ndarray | None = None
+) -> None:
+    """Raise ``ValueError`` naming the rows where an exposure is missing or not > 0, or a
+    weight missing, negative or not finite (``rows``: each value's 0-based row in the file)."""
+    finite = np.isfinite(values) & (np.abs(values) <= FLOAT32_MAX)
+    bad = ~finite | ((values <= 0) if role == "exposure" else (values < 0))
+    if not bad.any():
+        return
+    where = np.flatnonzero(bad)
+    first = int(where[0] if rows is None else rows[where[0]])
+    if role == "exposure":
+        rule, meaning = "> 0", "an exposure > 0 (the time, area or size it was observed over)"
+    else:
+        rule, meaning = ">= 0", "a weight >= 0"
+    raise ValueError(
+        f"{role} column {column!r} of {source} has {where.size} value(s) that are missing "
+        f"or not {rule} (first: {values[where[0]]!r} at row {first + 1} after the header); "
+        f"every row needs {meaning}: fix or drop those rows"
+    )
 
 
 def encode_features(
@@ -544,12 +636,14 @@ def encode_features(
     roles: Sequence[dict] | None,
     missing: str = "impute",
     source: str = "the table",
+    exposure_column: str | None = None,
 ) -> np.ndarray:
     """The float32 feature matrix that a model trained with these columns reads from the
     rows of ``frame``: its numeric columns as numbers (NaN where empty), then one code per
     categorical column by the recorded dtype (``roles``; text where none is recorded):
     0 for a missing cell, 1 for a category unseen in training, 2 for the first category.
     Other columns and their order do not matter; a row's values depend on that row alone.
+    With ``exposure_column``, the row's exposure (> 0) follows as the last column.
 
     Example:
         >>> frame = pd.DataFrame({"colour": ["red", None], "size": [1.5, 2.0]})
@@ -567,6 +661,11 @@ def encode_features(
     if missing == "error":
         _refuse_gaps(x, list(feature_names), len(numeric), source)
     check_finite(x, list(feature_names), "feature", allow_nan=True)
+    if exposure_column is not None:
+        _require_columns(frame, [exposure_column], "exposure", source)
+        exposure = numeric_values(frame, exposure_column, "exposure", source)
+        check_row_values(exposure, "exposure", exposure_column, source)
+        x = np.column_stack([x, exposure])
     return x.astype(np.float32)
 
 

@@ -116,7 +116,10 @@ class Mixture(Family):
         return self.base.prob_zero(params).mean(dim=-1)
 
     def with_exposure(self, params: Params, exposure: Tensor) -> Params:
-        return self.base.with_exposure(params, exposure.unsqueeze(-1))
+        """``exposure``: one per row (batch,), or per member's row (batch, members) under
+        member shuffles."""
+        same = exposure.dim() == params[0].dim()
+        return self.base.with_exposure(params, exposure if same else exposure.unsqueeze(-1))
 
     def pit_bounds(self, params: Params, y: Tensor) -> tuple[Tensor, Tensor]:
         below, upper = self.base.pit_bounds(params, y.unsqueeze(-1).expand_as(params[0]))

@@ -20,6 +20,14 @@ _CRPS_GRID_MAX = 1 << 20
 _CRPS_LEVELS = 1000
 
 
+def _log1p(x: Tensor) -> Tensor:
+    """log(1 + x) to float precision from Log and arithmetic alone (Goldberg's trick:
+    log(u)·x/(u − 1) with u = 1 + x cancels the rounding of u), as exported graphs run it."""
+    u = 1 + x
+    moved = u != 1
+    return torch.where(moved, torch.log(u) * x / torch.where(moved, u - 1, 1), x)
+
+
 @register_family
 class NegativeBinomialFamily(Family):
     """y ~ NB(mean μ, concentration r): variance μ + μ²/r; r → ∞ gives Poisson(μ).
@@ -48,9 +56,10 @@ class NegativeBinomialFamily(Family):
         )
 
     def log_prob_zero(self, params: Params) -> Tensor:
-        """log P(y = 0) = r·log(r / (μ + r))."""
+        """log P(y = 0) = −r·log1p(μ/r), with log1p in ops every runtime has (a large r
+        makes r·(log r − log(μ + r)) lose all its digits in float32)."""
         mu, r = params
-        return r * (torch.log(r) - torch.log(mu + r))
+        return -r * _log1p(mu / r)
 
     def mean(self, params: Params) -> Tensor:
         return params[0]

@@ -1,5 +1,6 @@
 """Probabilistic metrics in the target's ORIGINAL units: torchmetrics classes (summable
-states that sync under DDP) with functional twins. RMSE/MAE come from torchmetrics.
+states that sync under DDP) with functional twins. RMSE/MAE come from torchmetrics; with
+row weights, from :class:`WeightedError`.
 
 Example:
     >>> import torch
@@ -21,6 +22,7 @@ from softzoo.metrics.interval import (
     interval_width,
 )
 from softzoo.metrics.nll import NegativeLogLikelihood, negative_log_likelihood
+from softzoo.metrics.weighted import WeightedError
 
 __all__ = [
     "CRPS",
@@ -29,6 +31,7 @@ __all__ = [
     "IntervalScore",
     "IntervalWidth",
     "NegativeLogLikelihood",
+    "WeightedError",
     "calibration_error",
     "crps",
     "interval_coverage",

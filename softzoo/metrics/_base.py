@@ -20,7 +20,8 @@ def mean_score(score: Score, family: str | Family, params: Params, target: Tenso
 
 
 class MeanScoreMetric(Metric):
-    """Sums a per-element score and counts elements; ``compute`` divides.
+    """Sums a per-element score and counts elements (or sums their weights); ``compute``
+    divides.
 
     States are summable (``dist_reduce_fx="sum"``), so the metric syncs under DDP.
     Subclasses set ``score``.
@@ -34,16 +35,21 @@ class MeanScoreMetric(Metric):
         super().__init__(**kwargs)
         self.family = get_family(family)
         self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     def values(self, params: Params, target: Tensor) -> Tensor:
         """The per-element scores of one batch."""
         return type(self).score(self.family, tuple(params), target)
 
-    def update(self, params: Params, target: Tensor) -> None:
-        values = self.values(params, target)
-        self.total += values.detach().double().sum()
-        self.count += values.numel()
+    def update(self, params: Params, target: Tensor, weight: Tensor | None = None) -> None:
+        """Add a batch's scores; with ``weight`` (one per row), a weighted mean."""
+        values = self.values(params, target).detach().double()
+        if weight is None:
+            self.total += values.sum()
+            self.count += values.numel()
+            return
+        self.total += (values * weight.double()).sum()
+        self.count += weight.double().sum()
 
     def compute(self) -> Tensor:
         return (self.total / self.count).float()

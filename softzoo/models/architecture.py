@@ -40,6 +40,7 @@ ARCHITECTURE_KEYS = (
     "numeric_bins",
     "calibration",
     "interval_level",
+    "exposure_column",
 )
 
 
@@ -89,6 +90,7 @@ def architecture(hparams: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "calibration": str(hp["calibration"]),
         "interval_level": None if hp["calibration"] == "none" else float(hp["interval_level"]),
+        "exposure_column": hp["exposure_column"],
     }
 
 

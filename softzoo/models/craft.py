@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from softzoo.families import Family, Params
+from softzoo.families import Family, Mixture, Params
 
 if TYPE_CHECKING:
     from softzoo.models.regressor import SoftRegressor
@@ -78,7 +78,9 @@ def check_warmup_steps(
         )
 
 
-def training_loss(model: SoftRegressor, x: Tensor, target: Tensor, warming: bool) -> Tensor:
+def training_loss(
+    model: SoftRegressor, x: Tensor, target: Tensor, warming: bool, weight: Tensor | None = None
+) -> Tensor:
     """The per-row loss of one batch (see :meth:`SoftRegressor.training_loss`)."""
     if model._dequantizing:
         target = target + (torch.rand_like(target) - 0.5) * model.target_resolution
@@ -89,29 +91,58 @@ def training_loss(model: SoftRegressor, x: Tensor, target: Tensor, warming: bool
             "model.fit_scaling(x_train, y_train) first, or train without them"
         )
     members = model.hparams.ensemble_size
-    loss = model._compiled.get("training loss", model._craft_loss)(x, target, warming)
+    if weight is None:  # the compiled loss is the unweighted one
+        loss = model._compiled.get("training loss", model._craft_loss)(x, target, warming)
+    else:
+        loss = model._craft_loss(x, target, warming, weight)
     if members > 1 and model.hparams.get("ensemble_type", "independent") == "independent":
         return loss * members
     return loss
 
 
-def craft_loss(model: SoftRegressor, x: Tensor, target: Tensor, warming: bool) -> Tensor:
+def craft_loss(
+    model: SoftRegressor, x: Tensor, target: Tensor, warming: bool, weight: Tensor | None = None
+) -> Tensor:
     """The loss of the network's parameters under the warm-up or faithful training (the
-    part ``torch.compile`` compiles)."""
+    part ``torch.compile`` compiles); weighted by the rows' ``weight`` where given."""
     family = model.family
-    hidden = model.body(model.inputs(x))
-    params = model.heads(hidden)
+    features, exposure = model.split_exposure(x)
+    hidden = model.body(model.inputs(features))
+    params = model.exposed(model.heads(hidden), exposure)
+
+    def loss(given: Params) -> Tensor:
+        return (
+            family.loss(given, target)
+            if weight is None
+            else weighted_loss(family, given, target, weight)
+        )
+
     if warming:
-        return family.loss(held(family, model.marginal, params), target)
+        return loss(held(family, model.marginal, params))
     if not model.hparams.get("faithful", False):
-        return family.loss(params, target)
+        return loss(params)
     means = set(family.mean_params)
-    detached = model.heads(hidden.detach())
+    detached = model.exposed(model.heads(hidden.detach()), exposure)
     others = tuple(
         p.detach() if name in means else d
         for name, p, d in zip(family.param_names, params, detached, strict=True)
     )
-    return family.loss(held(family, model.marginal, params), target) + family.loss(others, target)
+    return loss(held(family, model.marginal, params)) + loss(others)
+
+
+def weighted_loss(family: Family, params: Params, target: Tensor, weight: Tensor) -> Tensor:
+    """Each row's loss times its weight, normalised so that the batch mean is
+    Σ wᵢ·lossᵢ / Σ wᵢ (a batch whose weights are all 0 has loss 0). An ensemble's members
+    are weighed one by one: under member shuffles each sees its own rows and weights."""
+    members = isinstance(family, Mixture)
+    per = (
+        family.base.loss(params, target if target.dim() == params[0].dim() else target[:, None])
+        if members
+        else family.loss(params, target)
+    )
+    weight = weight if weight.dim() == per.dim() else weight[:, None].expand_as(per)
+    scaled = per * weight * (weight.numel() / weight.sum().clamp_min(1e-30))
+    return scaled.mean(dim=-1) if members else scaled
 
 
 def held(family: Family, marginal: Tensor, params: Params) -> Params:

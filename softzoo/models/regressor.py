@@ -15,8 +15,14 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric
 
 from softzoo._lightning import attached_trainer
-from softzoo.families import Family, Mixture, Params, get_family
-from softzoo.metrics import CRPS, IntervalCoverage, IntervalWidth, NegativeLogLikelihood
+from softzoo.families import Family, Mixture, Params, get_family, list_families
+from softzoo.metrics import (
+    CRPS,
+    IntervalCoverage,
+    IntervalWidth,
+    NegativeLogLikelihood,
+    WeightedError,
+)
 from softzoo.models import calibration as _calibration
 from softzoo.models import craft, steps
 from softzoo.models.calibration import CALIBRATIONS
@@ -162,6 +168,8 @@ class SoftRegressor(pl.LightningModule):
         dequantize: str = "auto",
         compile: bool = False,
         train_rows: int | None = None,
+        exposure_column: str | None = None,
+        weight_column: str | None = None,
     ) -> None:
         super().__init__()
         # "auto" settings become the default recipe's for the training split's size,
@@ -255,6 +263,13 @@ class SoftRegressor(pl.LightningModule):
                 f"dequantize='always' spreads a rounded continuous target over its rounding "
                 f"interval, and family {family!r} is {_kind(self.family)}: use 'auto' or 'never'"
             )
+        if exposure_column is not None and not base.takes_exposure:
+            takes = ", ".join(n for n in list_families() if get_family(n).takes_exposure)
+            raise ValueError(
+                f"family {family!r} has no mean that an exposure multiplies, so it takes no "
+                f"exposure_column ({exposure_column!r}): choose one of {takes}, or train "
+                "without the exposure"
+            )
         if calibration != "none" and not self.family.probabilistic:
             raise ValueError(
                 f"calibration={calibration!r} needs intervals, and family {family!r} is a point "
@@ -289,7 +304,7 @@ class SoftRegressor(pl.LightningModule):
         self.register_buffer("y_shift", torch.tensor(0.0))
         self.register_buffer("y_scale", torch.tensor(1.0))
         self.register_buffer("scaling_fitted", torch.tensor(False))
-        self.example_input_array = torch.zeros(2, in_features)
+        self.example_input_array = torch.zeros(2, in_features + bool(exposure_column))
         self.register_load_state_dict_pre_hook(upgrade_state_dict)
         self.train_loss = MeanMetric()
         self.eval_metrics = nn.ModuleDict(
@@ -306,13 +321,29 @@ class SoftRegressor(pl.LightningModule):
         return self.family.param_names
 
     def scaled_params(self, x: Tensor) -> Params:
-        """The family's parameters for standardised features and the scaled target."""
-        if x.shape[-1] != self.in_features:
+        """The family's parameters for standardised features and the scaled target (with
+        an exposure, the last column of ``x``: the mean multiplied by it)."""
+        exposed = self.hparams.get("exposure_column")
+        if x.shape[-1] != self.in_features + bool(exposed):
+            last = f" and the exposure {exposed!r} last" if exposed else ""
             raise ValueError(
-                f"expected {self.in_features} features per row ({', '.join(self.feature_names)}), "
-                f"got {x.shape[-1]}"
+                f"expected {self.in_features} features per row ({', '.join(self.feature_names)})"
+                f"{last}, got {x.shape[-1]} columns"
             )
-        return self.heads(self.body(self.inputs(x)))
+        features, exposure = self.split_exposure(x)
+        return self.exposed(self.heads(self.body(self.inputs(features))), exposure)
+
+    def split_exposure(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(features, exposure): the exposure is the last column of a model trained with
+        one (shape (batch,), or (batch, members) for an ensemble's member shuffles)."""
+        if not self.hparams.get("exposure_column"):
+            return x, None
+        exposure = x[..., -1]
+        return x[..., :-1], exposure.T if exposure.dim() == 2 else exposure
+
+    def exposed(self, params: Params, exposure: Tensor | None) -> Params:
+        """The parameters of rows observed over ``exposure`` units (None: one unit)."""
+        return params if exposure is None else self.family.with_exposure(params, exposure)
 
     def forward(self, x: Tensor) -> Params:
         return self._calibrate(self.uncalibrated(x))
@@ -410,7 +441,9 @@ class SoftRegressor(pl.LightningModule):
             y = y[rows]
         self.family.check_support(y, "training target")
         self.inputs.fit(x, rows, self.numeric_names)
-        self._fit_target(y)
+        _, exposure = self.split_exposure(x if rows is None else x[rows])
+        # the heads start at the marginal fit of the target per unit of exposure
+        self._fit_target(y if exposure is None else y / exposure)
 
     def _fit_target(self, y: Tensor) -> None:
         """Target scaling, the heads' start at the marginal fit, the dequantization step."""
@@ -458,6 +491,12 @@ class SoftRegressor(pl.LightningModule):
                 f"{datamodule.n_features} ({', '.join(datamodule.feature_names)})"
             )
         self._check_encoding(datamodule)
+        given = getattr(datamodule, "exposure_column", None)
+        if given != self.hparams.get("exposure_column"):
+            raise ValueError(
+                f"the model was built with exposure_column={self.hparams.get('exposure_column')!r}"
+                f" and the data module has exposure_column={given!r}: give both the same"
+            )
         if self.calibration_method and datamodule.sharded:
             raise ValueError(
                 "calibration='conformal' fits one map on the whole validation split, and with "
@@ -514,10 +553,11 @@ class SoftRegressor(pl.LightningModule):
         """The evaluation metrics; ``every_epoch`` (validation) leaves out CRPS and the
         interval metrics of an ensemble whose family's CDF is a series (Tweedie): each
         needs thousands of CDF evaluations per row, seconds per epoch."""
+        weighted = self.hparams.get("weight_column") is not None
         metrics: dict[str, Metric] = {
             "loss": MeanMetric(),
-            "rmse": MeanSquaredError(squared=False),
-            "mae": MeanAbsoluteError(),
+            "rmse": WeightedError(squared=True) if weighted else MeanSquaredError(squared=False),
+            "mae": WeightedError(squared=False) if weighted else MeanAbsoluteError(),
         }
         costly = every_epoch and isinstance(self.family, Mixture) and self.family.series_cdf
         if not costly:
@@ -550,12 +590,13 @@ class SoftRegressor(pl.LightningModule):
             self.hparams.gradient_clip_val,
         )
         losses, rows = [], []
-        for x, y in batch if isinstance(batch[0], (list, tuple)) else [batch]:
+        for x, y, *weight in batch if isinstance(batch[0], (list, tuple)) else [batch]:
             if 0 <= max_steps <= self.trainer.global_step:
                 break
             target = self._scaled_target(y)  # (members, batch) under member shuffles
             target = target.T if y.dim() == 2 else target
-            loss = self.training_loss(x, target, epoch).mean()
+            weight = (weight[0].T if y.dim() == 2 else weight[0]) if weight else None
+            loss = self.training_loss(x, target, epoch, weight).mean()
             optimizer.zero_grad(set_to_none=True)
             backward(loss)
             if clip is not None:
@@ -610,7 +651,9 @@ class SoftRegressor(pl.LightningModule):
         """Whether ``epoch`` (0-based) is one of the mean warm-up's."""
         return epoch < self.warmup_length
 
-    def training_loss(self, x: Tensor, target: Tensor, epoch: int) -> Tensor:
+    def training_loss(
+        self, x: Tensor, target: Tensor, epoch: int, weight: Tensor | None = None
+    ) -> Tensor:
         """The per-row loss the optimiser minimises at ``epoch`` (target in scaled units,
         dequantized where ``target_resolution`` > 0): the family's loss; during the mean
         warm-up, that loss with the parameters that do
@@ -621,8 +664,10 @@ class SoftRegressor(pl.LightningModule):
         decay and its eps weigh on it as on a single model (under the members' mean,
         weight decay weighed N times as much on each member). For the TabM types
         ("batch", "mini"), the mean of the members' losses, as TabM trains: most weights
-        are shared, and each gets the members' average gradient."""
-        return craft.training_loss(self, x, target, self.warming_up(epoch))
+        are shared, and each gets the members' average gradient. With ``weight`` (a
+        weight column), each row's loss is weighted so that the batch mean is
+        Σ wᵢ·lossᵢ / Σ wᵢ."""
+        return craft.training_loss(self, x, target, self.warming_up(epoch), weight)
 
     def validation_loss(self, scaled: Params, target: Tensor) -> Tensor:
         """The per-row ``val_loss`` (scaled units), what early stopping and the best
@@ -641,8 +686,10 @@ class SoftRegressor(pl.LightningModule):
             return self.family.nll(scaled, target)
         return self.family.loss(scaled, target)
 
-    def _craft_loss(self, x: Tensor, target: Tensor, warming: bool) -> Tensor:
-        return craft.craft_loss(self, x, target, warming)
+    def _craft_loss(
+        self, x: Tensor, target: Tensor, warming: bool, weight: Tensor | None = None
+    ) -> Tensor:
+        return craft.craft_loss(self, x, target, warming, weight)
 
     def _held(self, params: Params) -> Params:
         """The parameters, with those that do not carry the mean at the marginal fit."""
@@ -670,13 +717,13 @@ class SoftRegressor(pl.LightningModule):
         if self.hparams.scheduler == "plateau" and val_loss is not None:
             self.lr_schedulers().step(val_loss)
 
-    def _evaluate(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
-        x, y = batch
+    def _evaluate(self, stage: str, batch: tuple[Tensor, ...]) -> None:
+        x, y, *weight = batch
         metrics = self.eval_metrics[stage]
         # validation sees the raw model (the calibration map is fitted on it), test the
         # calibrated one, as deployed
         scaled = self._compiled.get("evaluation", self.scaled_params)(x)
-        self._update_metrics(metrics, scaled, y, calibrated=stage == "test")
+        self._update_metrics(metrics, scaled, y, stage == "test", weight[0] if weight else None)
         self.log_dict(
             {f"{stage}_{name}": metric for name, metric in metrics.items()},
             on_step=False,
@@ -701,33 +748,48 @@ class SoftRegressor(pl.LightningModule):
         self._evaluate("test", batch)
 
     @torch.no_grad()
-    def evaluate(self, x: Tensor, y: Tensor, batch_size: int = 4096) -> dict[str, float]:
+    def evaluate(
+        self, x: Tensor, y: Tensor, batch_size: int = 4096, weight: Tensor | None = None
+    ) -> dict[str, float]:
         """The test metrics (NLL, RMSE, MAE, CRPS, PICP and width, loss) of (x, y), computed
-        exactly as ``trainer.test`` logs them (calibrated, if the model is); keys without
-        the ``test_`` prefix."""
+        exactly as ``trainer.test`` logs them (calibrated, if the model is; weighted means
+        with ``weight``); keys without the ``test_`` prefix."""
         self.family.check_support(y, "target")
         metrics = self._make_metrics().to(self.device)
         self._set_interval_level(metrics, self.effective_level)
         for start in range(0, len(y), batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            scaled = self.scaled_params(xb)
-            self._update_metrics(metrics, scaled, yb, calibrated=True)
+            part = slice(start, start + batch_size)
+            scaled = self.scaled_params(x[part])
+            self._update_metrics(
+                metrics, scaled, y[part], True, None if weight is None else weight[part]
+            )
         return {name: float(metric.compute()) for name, metric in metrics.items()}
 
     def _update_metrics(
-        self, metrics: nn.ModuleDict, scaled: Params, y: Tensor, calibrated: bool
+        self,
+        metrics: nn.ModuleDict,
+        scaled: Params,
+        y: Tensor,
+        calibrated: bool,
+        weight: Tensor | None = None,
     ) -> None:
         params = self.family.unscale(scaled, self.y_shift, self.y_scale)
         params = self._calibrate(params) if calibrated else params
-        metrics["loss"].update(
-            self.validation_loss(scaled, self._scaled_target(y)).mean(), weight=len(y)
-        )
+        loss = self.validation_loss(scaled, self._scaled_target(y))
+        if weight is None:
+            metrics["loss"].update(loss.mean(), weight=len(y))
+        else:
+            total = weight.sum()
+            metrics["loss"].update((loss * weight).sum() / total.clamp_min(1e-30), weight=total)
         mean = self.family.mean(params)
-        metrics["rmse"].update(mean, y)
-        metrics["mae"].update(mean, y)
         for name, metric in metrics.items():
-            if name not in ("loss", "rmse", "mae"):
-                metric.update(params, y)
+            if name == "loss":
+                continue
+            given = (mean, y) if name in ("rmse", "mae") else (params, y)
+            if weight is None:
+                metric.update(*given)
+            else:
+                metric.update(*given, weight=weight)
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
         """Parameters (an ensemble's per member, as ``member_<name>``), mean, median (for

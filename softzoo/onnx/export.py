@@ -21,6 +21,7 @@ from softzoo.families import Mixture
 from softzoo.onnx.lowering import translation_table
 
 __all__ = [
+    "EXPOSURE_INPUT",
     "INPUT_NAME",
     "categorical_inputs",
     "export",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 INPUT_NAME = "features"
+#: The graph input of each row's exposure, for a model trained with an exposure column.
+EXPOSURE_INPUT = "exposure"
 
 
 def _activations(module: nn.Module) -> list[dict[str, Any]]:
@@ -65,7 +68,7 @@ def categorical_inputs(module: nn.Module) -> dict[str, str]:
     """The graph input of each categorical column: the column's own name, or, where that
     is a name the graph already has (``features`` or an output such as ``mean``),
     ``column:NAME`` (metadata ``input_columns`` records it as the column's ``input``)."""
-    taken = {INPUT_NAME, *output_names(module)}
+    taken = {INPUT_NAME, EXPOSURE_INPUT, *output_names(module)}
     names = {}
     for column in module.categories:
         name = column
@@ -134,6 +137,8 @@ def _graph_inputs(module: nn.Module) -> list[dict[str, Any]]:
         inputs.append({"name": INPUT_NAME, "dtype": "float32", "shape": shape})
     strings = categorical_inputs(module).values()
     inputs += [{"name": c, "dtype": "string", "shape": ["batch"]} for c in strings]
+    if module.hparams.get("exposure_column"):
+        inputs.append({"name": EXPOSURE_INPUT, "dtype": "float32", "shape": ["batch"]})
     return inputs
 
 
@@ -168,6 +173,9 @@ def module_metadata(module: nn.Module, model_name: str | None = None) -> dict[st
         meta["mixture"] = json.dumps({"members": family.members, "weights": "equal"})
     if module.hparams.get("column_roles"):
         meta["column_roles"] = json.dumps(module.hparams.column_roles)
+    for key in ("exposure_column", "weight_column"):
+        if module.hparams.get(key):
+            meta[key] = str(module.hparams[key])
     if model_name:
         meta["model_name"] = model_name
     return meta
@@ -223,7 +231,13 @@ class _Deployed(nn.Module):
         super().__init__()
         self.module = module
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, x: torch.Tensor, exposure: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """``x``: the module's rows; ``exposure`` (batch,), the graph's own input, joins
+        them as the last column (as the module takes it)."""
+        if exposure is not None:
+            x = torch.cat([x, exposure[:, None]], dim=1)
         params = self.module(x)
         family = self.module.family
         outputs = [*params]
@@ -302,10 +316,12 @@ def export(
     """Export a SoftRegressor to ``path`` as one ONNX file.
 
     The graph takes RAW rows: the numeric columns as input ``"features"`` (float32,
-    (batch, n_numeric), NaN where a cell is missing) and each categorical column as a
-    string input of its own name ((batch,); "" where a cell is missing), the batch dimension
-    dynamic. It returns the family's parameters in original units, floors included, the
-    predictive mean and, for Gaussian and log-normal models, the central interval ends
+    (batch, n_numeric), NaN where a cell is missing), each categorical column as a
+    string input of its own name ((batch,); "" where a cell is missing) and, for a model
+    trained with an exposure column, ``"exposure"`` (float32, (batch,), > 0; 1 gives the
+    prediction per unit), the batch dimension dynamic. It returns the family's parameters
+    in original units, floors included, the predictive mean, P(y = 0) where the family
+    has a point mass there and, for Gaussian and log-normal models, the central interval ends
     (:func:`output_names`); imputation, missing indicators, scaling, category codes,
     embeddings and target unscaling are all inside. ``softplus="exact"`` lowers Softplus to
     the faster exact form of :mod:`softzoo.onnx.lowering`; ``"plain"`` keeps
@@ -323,15 +339,17 @@ def export(
     table = translation_table(softplus)
     module = module.eval()
     coded = bool(module.categories)
-    example = torch.zeros(2, module.in_features)
+    exposed = bool(module.hparams.get("exposure_column"))
+    example = (torch.zeros(2, module.in_features), torch.ones(2))[: 1 + exposed]
+    batch = torch.export.Dim("batch")
     with _quiet_exporter():
         program = torch.onnx.export(
             _Deployed(module),
-            (example,),
+            example,
             dynamo=True,
-            input_names=[_CODED_INPUT if coded else INPUT_NAME],
+            input_names=[_CODED_INPUT if coded else INPUT_NAME, EXPOSURE_INPUT][: 1 + exposed],
             output_names=output_names(module),
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamic_shapes=({0: batch}, {0: batch})[: 1 + exposed],
             custom_translation_table=table,
             opset_version=opset_version,
             optimize=True,

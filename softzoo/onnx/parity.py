@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from softzoo._codes import FIRST_CODE
 from softzoo.nn.embeddings import PiecewiseLinearEncoding
 from softzoo.onnx.export import (
+    EXPOSURE_INPUT,
     INPUT_NAME,
     _Deployed,
     categorical_inputs,
@@ -146,6 +147,7 @@ class ParityReport:
 #: Metadata entries that must describe the module exactly (JSON values compare parsed).
 _CHECKED_METADATA = (
     "family",
+    "exposure_column",
     "family_options",
     "param_names",
     "positive_params",
@@ -163,7 +165,7 @@ _CHECKED_METADATA = (
     "missing_policy",
     "column_roles",
 )
-_PLAIN_TEXT = {"family", "target_name", "missing_policy"}
+_PLAIN_TEXT = {"family", "target_name", "missing_policy", "exposure_column"}
 
 
 def _parsed(key: str, text: str) -> object:
@@ -347,7 +349,8 @@ def _numeric_rows(module: nn.Module, n_random: int, rng: np.random.Generator) ->
 def parity_inputs(module: nn.Module, n_random: int = 1024, seed: int = 0) -> np.ndarray:
     """Rows (float32) of the module's input for the parity check: raw numeric values
     (random, adversarial, NaN) followed by categorical codes (every category, the missing
-    and the unseen code, drawn at random per row)."""
+    and the unseen code, drawn at random per row) and, for a model with an exposure, the
+    exposure (the last column)."""
     rng = np.random.default_rng(seed)
     numeric = _numeric_rows(module, n_random, rng)
     sizes = [len(v) + FIRST_CODE for v in module.categories.values()]
@@ -357,7 +360,12 @@ def parity_inputs(module: nn.Module, n_random: int = 1024, seed: int = 0) -> np.
     # every code of every column appears, in shifting combinations
     codes = [(np.arange(rows) + rng.integers(size)) % size for size in sizes]
     codes = np.stack(codes, axis=1) if codes else np.zeros((rows, 0))
-    return np.concatenate([numeric, codes], axis=1).astype(np.float32)
+    parts = [numeric, codes]
+    if module.hparams.get("exposure_column"):  # 1, and every magnitude from 1e-4 to 1e4
+        exposure = 10.0 ** rng.uniform(-4, 4, rows)
+        exposure[::7] = 1.0
+        parts.append(exposure[:, None])
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 #: The string a parity row feeds for the unseen code: no vocabulary holds it.
@@ -375,6 +383,8 @@ def graph_feeds(module: nn.Module, rows: np.ndarray) -> dict[str, np.ndarray]:
         texts = ["", UNSEEN_TEXT, *vocabulary]
         column = [texts[int(c)] for c in rows[:, n + j]]
         feeds[graph_inputs[name]] = np.array(column, dtype=object)
+    if module.hparams.get("exposure_column"):
+        feeds[EXPOSURE_INPUT] = np.ascontiguousarray(rows[:, -1])
     return feeds
 
 
