@@ -191,9 +191,17 @@ class SoftzooRegressor(RegressorMixin, BaseEstimator):
         tags.input_tags.categorical = True
         return tags
 
-    def fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None) -> SoftzooRegressor:
-        """Train on (X, y) with ``softzoo fit``; ``eval_set`` = (X_val, y_val): the
-        validation rows, instead of ``val_fraction`` of X's."""
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        eval_set: tuple[Any, Any] | None = None,
+    ) -> SoftzooRegressor:
+        """Train on (X, y) with ``softzoo fit``; ``sample_weight``: one weight >= 0 per row
+        of X (``--data.weight_column``: a weighted loss and weighted validation metrics; a
+        weight of 2 counts as the row twice); ``eval_set`` = (X_val, y_val): the
+        validation rows, instead of ``val_fraction`` of X's (each weighing 1)."""
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
@@ -205,29 +213,32 @@ class SoftzooRegressor(RegressorMixin, BaseEstimator):
         # from them exactly as from a file's train rows (softzoo fit --data.split_column)
         split = _free_name("split", frame)
         frame[split] = "train"
+        data = {"target": target, "split_column": split}
+        if sample_weight is not None:
+            data["weight_column"] = _free_name("weight", frame)
+            frame[data["weight_column"]] = _sample_weight(sample_weight, len(frame))
         if eval_set is not None:
-            frame = self._with_eval_rows(frame, (target, split), eval_set)
+            frame = self._with_eval_rows(frame, data, eval_set)
         with tempfile.TemporaryDirectory(prefix="softzoo-fit-") as tmp:
             path = Path(tmp) / "rows.parquet"
             _write_parquet(frame, path)
-            self.model_ = self._train(path, (target, split), Path(tmp))
+            self.model_ = self._train({"path": str(path), **data}, Path(tmp))
         self.target_name_ = target
         return self
 
     def _with_eval_rows(
-        self, frame: pd.DataFrame, columns: tuple[str, str], eval_set: tuple[Any, Any]
+        self, frame: pd.DataFrame, data: dict[str, str], eval_set: tuple[Any, Any]
     ) -> pd.DataFrame:
         if not (isinstance(eval_set, (tuple, list)) and len(eval_set) == 2):
             raise ValueError("eval_set must be a pair (X_val, y_val)")
-        target, split = columns
         rows = self._frame(eval_set[0], reset=False)
-        rows[target] = _target_values(eval_set[1], len(rows))
-        rows[split] = "val"
+        rows[data["target"]] = _target_values(eval_set[1], len(rows))
+        rows[data["split_column"]] = "val"
+        if "weight_column" in data:
+            rows[data["weight_column"]] = 1.0
         return pd.concat([frame, rows[frame.columns]], ignore_index=True)
 
-    def _train(self, path: Path, columns: tuple[str, str], workdir: Path) -> SoftRegressor:
-        target, split = columns
-        data = {"path": str(path), "target": target, "split_column": split}
+    def _train(self, data: dict[str, str], workdir: Path) -> SoftRegressor:
         config_file = workdir / "config.yaml"
         config_file.write_text(yaml.safe_dump(fit_config(self._options(), data)))
         args = ["fit", "--config", str(config_file), "--trainer.logger", "false"]
@@ -446,6 +457,19 @@ def _free_name(name: str, frame: pd.DataFrame) -> str:
     while candidate in frame.columns:
         candidate = f"_{candidate}"
     return candidate
+
+
+def _sample_weight(sample_weight: Any, rows: int) -> np.ndarray:
+    """One finite weight >= 0 per row, not all 0."""
+    weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if len(weight) != rows:
+        raise ValueError(f"sample_weight has {len(weight)} value(s) for {rows} row(s) of X")
+    if not (np.isfinite(weight).all() and (weight >= 0).all() and weight.any()):
+        raise ValueError(
+            "sample_weight must be finite, >= 0 and not all 0 (a weight of 2 counts as the "
+            "row twice)"
+        )
+    return weight
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:

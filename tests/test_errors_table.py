@@ -80,6 +80,12 @@ FILES = {
     "blank.csv": "a,z,y\n" + "".join(f"{i},,{i + 1}\n" for i in range(20)),
     "neg_row.csv": "a,y\n1,\n" + "".join(f"{i},{i - 3}\n" for i in range(1, 40)),
     "foreign/config.yaml": "# my own notes\nmodel:\n  lr: 0.1\n",
+    "claims.csv": "a,months,w,y\n"
+    + "".join(
+        f"{i},{0 if i == 6 else 1 + i % 4},{-1 if i == 9 else 1},{i % 3}\n" for i in range(30)
+    ),
+    "zero_w.csv": "a,w,y\n" + "".join(f"{i},0,{i % 3}\n" for i in range(30)),
+    "months.csv": "a,months,y\n" + "".join(f"{i},{1 + i % 4},{i - 9}\n" for i in range(30)),
 }
 
 CLI_ROWS = {
@@ -300,6 +306,23 @@ CLI_ROWS = {
         "d.csv", "y", "--data.init_args.index_files", "{train: no_parquet}"
     ),
     "a damaged file in a Parquet directory": _csv("damaged"),
+    "an exposure that is not > 0": _csv(
+        "claims.csv", "y", "--model.family", "poisson", "--data.init_args.exposure_column", "months"
+    ),
+    "a negative weight": _csv(
+        "claims.csv", "y", "--model.family", "poisson", "--data.init_args.weight_column", "w"
+    ),
+    "every training weight 0": _csv("zero_w.csv", "y", "--data.init_args.weight_column", "w"),
+    "an exposure for a family without a multiplicative mean": _csv(
+        "months.csv", "y", "--data.init_args.exposure_column", "months"
+    ),
+    "the exposure column is the target": _csv(
+        "d.csv", "y", "--data.init_args.exposure_column", "y"
+    ),
+    "y < 0 for tweedie": _csv("neg.csv", "y", "--model.family", "tweedie"),
+    "tweedie power outside (1, 2)": _csv(
+        "d.csv", "y", "--model.family", "tweedie", "--model.family_options", "{power: 2.5}"
+    ),
 }
 
 

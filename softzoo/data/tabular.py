@@ -624,7 +624,7 @@ def check_row_values(
         rule, meaning = ">= 0", "a weight >= 0"
     raise ValueError(
         f"{role} column {column!r} of {source} has {where.size} value(s) that are missing "
-        f"or not {rule} (first: {values[where[0]]!r} at row {first + 1} after the header); "
+        f"or not {rule} (first: {float(values[where[0]])!r} at row {first + 1} after the header); "
         f"every row needs {meaning}: fix or drop those rows"
     )
 

@@ -328,7 +328,7 @@ class SoftRegressor(pl.LightningModule):
             last = f" and the exposure {exposed!r} last" if exposed else ""
             raise ValueError(
                 f"expected {self.in_features} features per row ({', '.join(self.feature_names)})"
-                f"{last}, got {x.shape[-1]} columns"
+                f"{last}, got {x.shape[-1]}"
             )
         features, exposure = self.split_exposure(x)
         return self.exposed(self.heads(self.body(self.inputs(features))), exposure)
