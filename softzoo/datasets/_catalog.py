@@ -177,12 +177,20 @@ CATALOG: dict[str, DatasetInfo] = {
                 "hlthg",
                 "hlthf",
                 "hlthp",
+                "time",
+                "meddol",
             ),
             "mdvis",
             "Number of outpatient visits to a doctor in a year (a count, 0-77; mean 2.9, "
             "sd 4.5: over-dispersed) of 20190 person-years of the RAND Health Insurance "
-            "Experiment, from insurance plan and health status (Cameron & Trivedi, 2005).",
-            "RAND Health Insurance Experiment, public domain (as distributed by statsmodels)",
+            "Experiment, from insurance plan and health status (Cameron & Trivedi, 2005). "
+            "Also: meddol, the year's medical spending (USD; 0 for 22 % of the rows, median "
+            "35, maximum 39,182: the two-part model's target, Duan et al., 1983) and time, "
+            "the share of the year the person was eligible (an exposure); both are excluded "
+            "from the default features.",
+            "RAND Health Insurance Experiment, public domain (as distributed by statsmodels; "
+            "meddol and time from the RandHIE data of the sampleSelection R package)",
+            excluded=("time", "meddol"),
             unit="visits",
         ),
         DatasetInfo(
