@@ -141,12 +141,14 @@ class _ZeroMassFamily(Family):
         return self.base.fit_target_scaling(self._positive_part(y))
 
     def initial_values(self, y: Tensor) -> dict[str, float]:
+        """The base's marginal fit (of the positive values, for a hurdle) and the share of
+        zeros: P(y = 0) for a hurdle; half of it for a zero-inflated family, whose marginal
+        fit cannot tell its structural zeros from the base's own."""
         share = float((y == 0).double().mean())
-        values = self.base.initial_values(self._positive_part(y) if not self.base.discrete else y)
-        if self.base.discrete:  # the zeros the base's marginal fit does not explain
-            base_params = tuple(torch.tensor([values[p.name]]) for p in self.base.params)
-            base_zero = float(torch.exp(-self.base.nll(base_params, torch.zeros(1))))
-            share = (share - base_zero) / max(1.0 - base_zero, 1e-12)
+        if self.base.discrete:
+            values, share = self.base.initial_values(y), share / 2
+        else:
+            values = self.base.initial_values(self._positive_part(y))
         share = min(max(share, _SHARE_BOUNDS[0]), _SHARE_BOUNDS[1])
         return {self.params[0].name: math.log(share / (1 - share)), **values}
 
