@@ -454,9 +454,36 @@ def test_python_rows(tmp_path) -> None:
     rows = {
         "wrong feature count in Python": str(wrong_width.value),
         "tampered weights": _tampered(tmp_path),
+        **_zero_and_exposure_rows(),
     }
     for row, message in rows.items():
         assert message in DOC, f"row {row!r}: docs/errors.md lacks the message\n{message}"
+
+
+def _zero_and_exposure_rows() -> dict[str, str]:
+    import numpy as np
+
+    from softzoo.data import encode_features
+    from softzoo.families import get_family
+    from softzoo.sklearn import SoftzooRegressor
+
+    calls = {
+        "sample_weight all 0": lambda: SoftzooRegressor().fit(
+            np.ones((4, 1)), np.ones(4), sample_weight=np.zeros(4)
+        ),
+        "rows to predict on without the exposure": lambda: encode_features(
+            pd.DataFrame({"a": [1.0]}), ["a"], {}, None, "impute", "'new.csv'", "months"
+        ),
+        "a hurdle target with no value > 0": lambda: get_family("hurdle_gamma").initial_values(
+            torch.zeros(4)
+        ),
+    }
+    messages = {}
+    for row, call in calls.items():
+        with pytest.raises(ValueError) as err:
+            call()
+        messages[row] = str(err.value)
+    return messages
 
 
 def test_the_table_has_at_least_twenty_rows() -> None:
