@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m softzoo.demo") ->
     report = _export_and_certify(best, onnx_path, f"demo-{name}")
     elapsed = time.perf_counter() - start
     dataset = getattr(fit.datamodule, "dataset", None)
-    unit = datasets.info(dataset).unit if dataset else None
+    unit = datasets.info(dataset).unit_of(fit.datamodule.target_name) if dataset else None
     print(f"\nsoftzoo demo: {_title(fit.model, fit.datamodule)}")
     print(f"checkpoint: {Path(best)}")
     print(f"{'held-out test split':<22}{'value':>10}")

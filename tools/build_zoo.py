@@ -55,7 +55,7 @@ def _card(name: str, module: SoftRegressor, data, recipe: Path, weights: Path, s
         dataset_description=info.description,
         dataset_source=info.source,
         target_name=data.target_name,
-        target_unit=info.unit,
+        target_unit=info.unit_of(data.target_name),
         split="/".join(f"{share:.0%}" for share in shares),
         family=hp["family"],
         activation=activation,

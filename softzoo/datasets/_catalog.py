@@ -19,6 +19,12 @@ class DatasetInfo:
     excluded: tuple[str, ...] = ()
     #: the target's unit, where it has one ("MPa"); printed beside its metrics
     unit: str | None = None
+    #: the units of other columns that can be a target (randhie's meddol: "USD")
+    column_units: tuple[tuple[str, str], ...] = ()
+
+    def unit_of(self, column: str) -> str | None:
+        """The unit of ``column`` as a target (None where it has none)."""
+        return self.unit if column == self.target else dict(self.column_units).get(column)
 
     @property
     def file(self) -> str:
@@ -192,6 +198,7 @@ CATALOG: dict[str, DatasetInfo] = {
             "meddol and time from the RandHIE data of the sampleSelection R package)",
             excluded=("time", "meddol"),
             unit="visits",
+            column_units=(("meddol", "USD"),),
         ),
         DatasetInfo(
             "yacht",

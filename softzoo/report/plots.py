@@ -414,6 +414,15 @@ def _roles_section(module: Any) -> list[str]:
             f"| {r['name']} | {r['role']} | {r['dtype']} | {count} | {r['n_missing']} | "
             f"{r['missing']} |"
         )
+    exposure, weight = (module.hparams.get(k) for k in ("exposure_column", "weight_column"))
+    if exposure:
+        lines += ["", f"Exposure: column `{exposure}` multiplies each row's predicted mean."]
+    if weight:
+        lines += [
+            "",
+            f"Weights: column `{weight}` weighed the training loss and the validation "
+            "metrics; the figures and metrics of this report weigh every row alike.",
+        ]
     return lines
 
 
