@@ -320,6 +320,22 @@ CLI_ROWS = {
         "d.csv", "y", "--data.init_args.exposure_column", "y"
     ),
     "y < 0 for tweedie": _csv("neg.csv", "y", "--model.family", "tweedie"),
+    "one column as exposure and weight": _csv(
+        "months.csv",
+        "y",
+        "--data.init_args.exposure_column",
+        "months",
+        "--data.init_args.weight_column",
+        "months",
+    ),  # fmt: skip
+    "an exposure with shard_row_groups": _csv(
+        "parts.parquet",
+        "y",
+        "--data.init_args.exposure_column",
+        "a",
+        "--data.init_args.shard_row_groups",
+        "true",
+    ),  # fmt: skip
     "tweedie power outside (1, 2)": _csv(
         "d.csv", "y", "--model.family", "tweedie", "--model.family_options", "{power: 2.5}"
     ),
