@@ -176,3 +176,41 @@ def test_the_estimator_takes_sample_weight_and_checks_it() -> None:
         estimator.fit(x, y, sample_weight=[1, 2, 3])
     estimator.fit(x, y, sample_weight=np.where(np.arange(60) % 2, 2.0, 1.0))
     assert estimator.model_.hparams.weight_column == "weight"
+
+
+@pytest.mark.slow
+def test_a_zero_inflated_nb_with_exposure_recovers_the_inflation_and_dispersion(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    n = 8000
+    x = rng.standard_normal((n, 3))
+    exposure = np.exp(rng.uniform(np.log(0.1), np.log(10.0), n))
+    mean = np.exp(0.5 + 0.6 * x[:, 0] - 0.4 * x[:, 1]) * exposure
+    inflation = 1 / (1 + np.exp(0.85 - 0.8 * x[:, 2]))
+    y = np.where(rng.uniform(size=n) < inflation, 0, rng.negative_binomial(2.0, 2.0 / (2.0 + mean)))
+    frame = pd.DataFrame(x, columns=["x0", "x1", "x2"]).assign(exposure=exposure, y=y)
+    path = tmp_path / "zinb.csv"
+    frame.to_csv(path, index=False)
+    args = ["fit", "--data.path", str(path), "--data.target", "y"]
+    args += [
+        "--data.exposure_column",
+        "exposure",
+        "--model.family",
+        "zero_inflated_negative_binomial",
+    ]
+    args += [
+        "--model.hidden",
+        "[64, 64]",
+        "--model.ensemble_size",
+        "1",
+        "--model.numeric_embedding",
+        "none",
+    ]
+    args += ["--data.batch_size", "256", "--trainer.max_epochs", "40", "--trainer.logger", "false"]
+    assert main([*args, "--checkpoint.dirpath", str(tmp_path / "ck"), *QUIET_RUN]) == 0
+    model = load_checkpoint(tmp_path / "ck/best.ckpt")
+    rows = torch.as_tensor(frame[["x0", "x1", "x2", "exposure"]].to_numpy(), dtype=torch.float32)
+    logit, fitted_mean, concentration = model.predict_params(rows)
+    assert np.abs(torch.sigmoid(logit).numpy() - inflation).mean() < 0.05
+    assert float(concentration.median()) == pytest.approx(2.0, rel=0.3)
+    ratio = fitted_mean.numpy() / mean
+    assert np.median(ratio) == pytest.approx(1.0, rel=0.1)  # the exposure carries the mean
