@@ -327,7 +327,7 @@ CLI_ROWS = {
         "months",
         "--data.init_args.weight_column",
         "months",
-    ),  # fmt: skip
+    ),
     "an exposure with shard_row_groups": _csv(
         "parts.parquet",
         "y",
@@ -335,7 +335,7 @@ CLI_ROWS = {
         "a",
         "--data.init_args.shard_row_groups",
         "true",
-    ),  # fmt: skip
+    ),
     "tweedie power outside (1, 2)": _csv(
         "d.csv", "y", "--model.family", "tweedie", "--model.family_options", "{power: 2.5}"
     ),
