@@ -224,18 +224,36 @@ def _normal_cdf(z: np.ndarray) -> np.ndarray:
 
 
 def _gammainc(a: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The regularised lower incomplete gamma P(a, x): series below a + 1, Lentz's continued
-    fraction above (Numerical Recipes' gser/gcf), 300 terms."""
+    """The regularised lower incomplete gamma P(a, x): the series below a + 1, Lentz's
+    continued fraction above (Numerical Recipes' gser/gcf), each on its own elements and
+    until every one has converged (300 terms at most)."""
     a, x = np.broadcast_arrays(np.asarray(a, np.float64), np.maximum(np.asarray(x, np.float64), 0))
-    log_front = a * np.log(np.where(x > 0, x, 1.0)) - x - _lgamma(a)
+    out = np.zeros(a.shape)
+    low, high = (x > 0) & (x < a + 1.0), x >= a + 1.0
+    out[low] = _gamma_series(a[low], x[low])
+    out[high] = 1.0 - _gamma_fraction(a[high], x[high])
+    return np.clip(out, 0.0, 1.0)
+
+
+def _gamma_front(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.exp(a * np.log(x) - x - _lgamma(a))
+
+
+def _gamma_series(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     term = 1.0 / a
     total = term.copy()
     for n in range(1, 300):
         term = term * x / (a + n)
         total = total + term
-    series = total * np.exp(log_front)
+        if np.all(term <= total * 1e-17):
+            break
+    return total * _gamma_front(a, x)
+
+
+def _gamma_fraction(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Q(a, x) = 1 − P(a, x) for x >= a + 1."""
     b = x + 1.0 - a
-    c, d = np.full_like(b, 1e300), 1.0 / np.where(b == 0, 1e-300, b)
+    c, d = np.full_like(b, 1e300), 1.0 / b
     h = d.copy()
     for i in range(1, 300):
         an = -i * (i - a)
@@ -244,9 +262,9 @@ def _gammainc(a: np.ndarray, x: np.ndarray) -> np.ndarray:
         d = 1.0 / np.where(np.abs(d) < 1e-300, 1e-300, d)
         c = b + an / np.where(np.abs(c) < 1e-300, 1e-300, c)
         h = h * d * c
-    fraction = 1.0 - np.exp(log_front) * h
-    out = np.where(x < a + 1.0, series, fraction)
-    return np.clip(np.where(x <= 0, 0.0, out), 0.0, 1.0)
+        if np.all(np.abs(d * c - 1.0) < 1e-16):
+            break
+    return _gamma_front(a, x) * h
 
 
 def _betacf(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
