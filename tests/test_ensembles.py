@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, make_quiet_trainer, predict_py
+from conftest import ROOT, every_family, make_quiet_trainer, predict_py
 from scipy import integrate
 
 from softzoo.cli import QUIET_RUN, main
@@ -49,7 +49,7 @@ def _member_params(name: str, rows: int = 3, seed: int = 0) -> tuple[torch.Tenso
 PROBABILISTIC = [n for n in list_families() if n != "positive"]
 
 
-@pytest.mark.parametrize("name", PROBABILISTIC)
+@pytest.mark.parametrize("name", every_family(PROBABILISTIC))
 def test_mixture_mean_variance_and_nll_are_exact(name: str) -> None:
     base = get_family(name)
     mixture = Mixture(base, MEMBERS)
@@ -62,7 +62,7 @@ def test_mixture_mean_variance_and_nll_are_exact(name: str) -> None:
     torch.testing.assert_close(mixture.variance(params), samples.var(0), rtol=0.05, atol=0.05)
 
 
-@pytest.mark.parametrize("name", PROBABILISTIC)
+@pytest.mark.parametrize("name", every_family(PROBABILISTIC))
 def test_mixture_quantiles_invert_the_mixture_cdf(name: str) -> None:
     mixture = Mixture(get_family(name), MEMBERS)
     params = _member_params(name, seed=1)
@@ -82,7 +82,7 @@ def test_mixture_quantiles_invert_the_mixture_cdf(name: str) -> None:
             )
 
 
-@pytest.mark.parametrize("name", PROBABILISTIC)
+@pytest.mark.parametrize("name", every_family(PROBABILISTIC))
 def test_mixture_crps_matches_numerical_integration(name: str) -> None:
     mixture = Mixture(get_family(name), MEMBERS)
     params = _member_params(name, seed=2)

@@ -10,7 +10,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, make_quiet_trainer
+from conftest import ROOT, every_family, make_quiet_trainer
 
 from softzoo.data import SyntheticDataModule, TabularDataModule, UCISplitDataModule
 from softzoo.data.roles import category_text
@@ -46,7 +46,7 @@ def _params(name: str, rows: int, members: int | None = None) -> tuple[torch.Ten
     return tuple(values[p] for p in get_family(name).param_names)
 
 
-@pytest.mark.parametrize("name", PROBABILISTIC)
+@pytest.mark.parametrize("name", every_family(PROBABILISTIC))
 def test_predict_py_cdf_is_the_familys(name: str) -> None:
     family = get_family(name)
     params = _params(name, 200)
@@ -68,7 +68,10 @@ def test_predict_py_cdf_is_the_familys(name: str) -> None:
 @pytest.mark.parametrize(
     "name",
     # the Tweedie's numpy CDF sums a series per bisection step: 20-40 s, under slow
-    [pytest.param(n, marks=pytest.mark.slow) if n == "tweedie" else n for n in PROBABILISTIC],
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n == "tweedie" else n
+        for n in every_family(PROBABILISTIC)
+    ],
 )
 def test_predict_py_quantiles_are_the_familys_and_the_mixtures(name: str, members) -> None:
     base = get_family(name)

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT, predict_py
+from conftest import ROOT, every_family, predict_py
 from torch import nn
 
 from softzoo.cli import main
@@ -110,7 +110,7 @@ def _model(family: str, activation: str, seed: int = 0) -> SoftRegressor:
 
 
 @pytest.mark.parametrize("activation", ["softplus", pytest.param("relu", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("family", list_families())
+@pytest.mark.parametrize("family", every_family())
 def test_every_family_exports_and_passes_cpu_parity(tmp_path, family: str, activation: str) -> None:
     model = _model(family, activation)
     path = export(model, tmp_path / "m.onnx")

@@ -4,6 +4,7 @@ torch fp32, under bf16/fp16 autocast, and in the exported ONNX graph under onnxr
 import numpy as np
 import pytest
 import torch
+from conftest import every_family
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -75,7 +76,7 @@ def test_positive_outputs_in_torch(dtype, family, weight_scale, y_scale, seed, a
     assert bad == 0 and (dtype is torch.float16 or overflowed == 0)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", every_family())
 def test_positive_outputs_in_onnxruntime(tmp_path, family) -> None:
     from softzoo.onnx import export
     from softzoo.onnx.parity import session

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import make_quiet_trainer
+from conftest import every_family, make_quiet_trainer
 
 from softzoo.data import SyntheticDataModule, TabularDataModule, true_scale
 from softzoo.families import get_family, list_families
@@ -29,7 +29,7 @@ def _family_csv(tmp_path, family: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("family", list_families())
+@pytest.mark.parametrize("family", every_family())
 def test_every_family_trains_tests_and_predicts(tmp_path, family: str) -> None:
     dm = TabularDataModule(path=_family_csv(tmp_path, family), target="target", batch_size=64)
     model = SoftRegressor(

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import every_family
 from matplotlib.image import imread
 
 import softzoo
 from softzoo.callbacks import CalibrationPlot
 from softzoo.cli import QUIET_RUN, main
 from softzoo.data import SyntheticDataModule, TabularDataModule
-from softzoo.families import get_family, list_families
+from softzoo.families import get_family
 from softzoo.models import SoftRegressor
 from softzoo.report import RELIABILITY_LEVELS, ReportData, reliability_curve, write_report
 from softzoo.report.cli import data_module_from_config
@@ -46,7 +47,7 @@ def _png_size(path: Path) -> tuple[int, int]:
     return image.shape[1], image.shape[0]
 
 
-@pytest.mark.parametrize("family", list_families())
+@pytest.mark.parametrize("family", every_family())
 def test_report_for_every_family(family: str, tmp_path: Path) -> None:
     model = SoftRegressor(3, family=family, hidden=[8], target_name="load_kw").eval()
     x = torch.randn(700, 3)
