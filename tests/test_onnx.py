@@ -109,8 +109,27 @@ def _model(family: str, activation: str, seed: int = 0) -> SoftRegressor:
     return model.eval()
 
 
+#: Families whose ONNX parity runs in the fast suite through tests/test_tabm.py's ensemble
+#: row: their single-model row here runs under ``slow`` (gaussian and lognormal stay: only
+#: a single model's graph has their closed-form interval outputs).
+_PARITY_ELSEWHERE = (
+    "gamma",
+    "negative_binomial",
+    "poisson",
+    "positive",
+    "student_t",
+    "tweedie",
+)
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        pytest.param(f, marks=pytest.mark.slow) if f in _PARITY_ELSEWHERE else f
+        for f in every_family()
+    ],
+)
 @pytest.mark.parametrize("activation", ["softplus", pytest.param("relu", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("family", every_family())
 def test_every_family_exports_and_passes_cpu_parity(tmp_path, family: str, activation: str) -> None:
     model = _model(family, activation)
     path = export(model, tmp_path / "m.onnx")
