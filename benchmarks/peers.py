@@ -184,9 +184,10 @@ def _lognormal_scores(y, mu, sigma) -> dict:
 
 
 def run_softzoo(name: str, path: Path) -> dict:
-    from softzoo.cli import QUIET_RUN, main
+    from softzoo.cli import main
     from softzoo.data import TabularDataModule
     from softzoo.models import load_checkpoint
+    from softzoo.runner import QUIET_RUN
 
     table = TABLES[name]
     folder = CACHE / f"softzoo-{name}"

@@ -33,9 +33,9 @@ from _results import host_info, result_stem, write_results
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
-from softzoo.cli import CHECKPOINT_DEFAULTS, default_loggers
 from softzoo.data import InMemoryBatchLoader, TabularDataModule
 from softzoo.models import SoftRegressor
+from softzoo.runner import CHECKPOINT_DEFAULTS, default_loggers
 
 BATCH = 256
 

@@ -39,7 +39,7 @@ def run_tuned(name: str, trials: int, minutes: float | None) -> dict:
     if main(args) != 0:
         raise RuntimeError(f"softzoo tune failed on {name}")
     seconds = time.perf_counter() - start
-    metrics = json.loads((output / "best_test.json").read_text())
+    metrics = json.loads((output / "softzoo" / "best_test.json").read_text())
     return {
         "nll": metrics.get("test_nll"), "rmse": metrics["test_rmse"],
         "picp90": metrics.get("test_picp_90"), "width90": metrics.get("test_width_90"),

@@ -36,10 +36,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import host_info, result_stem, write_results
 
-from softzoo.cli import QUIET_RUN, main
+from softzoo.cli import main
 from softzoo.data import TabularDataModule
 from softzoo.families import get_family
 from softzoo.models import load_checkpoint
+from softzoo.runner import QUIET_RUN
 
 DECILES = 10
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from softzoo.onnx import ParityReport
+from typing import Any
 
 __all__ = ["demo_main", "main"]
 
@@ -63,8 +60,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m softzoo.demo") ->
     parser.add_argument("--root", default="runs/demo", help="folder for logs and checkpoints")
     args = parser.parse_args(argv)
     from softzoo import datasets
-    from softzoo.cli import QUIET_RUN, run_cli
     from softzoo.configs import resolve_config
+    from softzoo.onnx import export_certified
+    from softzoo.runner import QUIET_RUN, fit_in_process, run_cli
 
     try:
         args.config = resolve_config(args.config)
@@ -81,12 +79,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m softzoo.demo") ->
         name,
     ]
     start = time.perf_counter()
-    fit = run_cli(["fit", "--config", args.config, *logger, *QUIET_RUN])
-    best = fit.trainer.checkpoint_callback.best_model_path
+    fit = fit_in_process(args.config, args=logger, quiet=False)
+    best = str(fit.checkpoint)
     tested = run_cli(["test", "--config", args.config, "--ckpt_path", best, *logger, *QUIET_RUN])
     metrics = {k: float(v) for k, v in tested.trainer.callback_metrics.items()}
     onnx_path = Path(args.root) / f"{name}.onnx"
-    report = _export_and_certify(best, onnx_path, f"demo-{name}")
+    report = export_certified(fit.model, onnx_path, model_name=f"demo-{name}")
     elapsed = time.perf_counter() - start
     dataset = getattr(fit.datamodule, "dataset", None)
     unit = datasets.info(dataset).unit_of(fit.datamodule.target_name) if dataset else None
@@ -99,13 +97,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m softzoo.demo") ->
     print(f"\nONNX: {onnx_path}\n{report.summary()}")
     print(f"(trained, tested, exported and certified in {elapsed:.0f} s)")
     return 0 if report.passed else 1
-
-
-def _export_and_certify(checkpoint: str, path: Path, name: str) -> ParityReport:
-    from softzoo.models import load_checkpoint
-    from softzoo.onnx import export_certified
-
-    return export_certified(load_checkpoint(checkpoint), path, model_name=name)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from softzoo.cli import QUIET_RUN, run_cli
-from softzoo.models import SoftRegressor, load_checkpoint
+from softzoo.models import SoftRegressor
+from softzoo.runner import fit_in_process
 from softzoo.zoo import get_model_weights
 from softzoo.zoo.cards import REPRODUCE_SPREAD, REPRODUCE_TOLERANCE
 
@@ -29,24 +29,9 @@ def train_recipe(
     """Train a recipe with ``softzoo fit`` (no logger, checkpoints in ``workdir``); returns
     the best checkpoint's module and the data module. ``seed`` replaces the recipe's
     ``seed_everything`` (the initial weights; the data split keeps the recipe's seed)."""
-    workdir = Path(workdir)
     seeding = [] if seed is None else ["--seed_everything", str(seed)]
-    cli = run_cli(
-        [
-            "fit",
-            "--config",
-            str(recipe),
-            *seeding,
-            "--trainer.logger",
-            "false",
-            "--trainer.default_root_dir",
-            str(workdir),
-            "--checkpoint.dirpath",
-            str(workdir / "checkpoints"),
-            *QUIET_RUN,
-        ]
-    )
-    return load_checkpoint(cli.trainer.checkpoint_callback.best_model_path), cli.datamodule
+    result = fit_in_process(recipe, workdir, args=seeding, quiet=False)
+    return result.model, result.datamodule
 
 
 def held_out_metrics(module: SoftRegressor, datamodule: Any) -> dict[str, float]:

@@ -38,11 +38,11 @@ from sklearn.utils.validation import (
 
 from softzoo._io import atomic_write
 from softzoo._options import fit_config
-from softzoo.cli import QUIET_RUN, quiet_output, run_cli
 from softzoo.data import encode_features
 from softzoo.families import Family
 from softzoo.models import SoftRegressor, check_checkpoint, load_checkpoint
 from softzoo.recipe import AUTO
+from softzoo.runner import fit_in_process
 
 __all__ = ["PredictiveDistribution", "SoftzooRegressor"]
 
@@ -241,14 +241,8 @@ class SoftzooRegressor(RegressorMixin, BaseEstimator):
     def _train(self, data: dict[str, str], workdir: Path) -> SoftRegressor:
         config_file = workdir / "config.yaml"
         config_file.write_text(yaml.safe_dump(fit_config(self._options(), data)))
-        args = ["fit", "--config", str(config_file), "--trainer.logger", "false"]
-        args += ["--trainer.default_root_dir", str(workdir)]
-        args += ["--checkpoint.dirpath", str(workdir / "checkpoints")]
-        with quiet_output(not self.verbose):
-            cli = run_cli(args + ([] if self.verbose else QUIET_RUN))
-        checkpoint = cli.trainer.checkpoint_callback
-        best = checkpoint.best_model_path or checkpoint.last_model_path
-        return load_checkpoint(best) if best else cli.model.cpu().eval()
+        verbose = self.verbose
+        return fit_in_process(config_file, workdir, quiet=not verbose, progress=verbose).model
 
     def _options(self) -> dict[str, Any]:
         options = self.get_params()

@@ -10,10 +10,18 @@ PostgreSQL/MySQL database, tune one study together (docs/scaling.md).
     softzoo tune --config C [--data.* ...] --tune.trials 50 [--tune.timeout S]
                  [--tune.storage URL] [--tune.study NAME] [--tune.output DIR]
 
-Writes, in the output folder: ``best.yaml`` (``softzoo fit --config DIR/best.yaml``
-trains the best trial's model), ``trials.csv``, ``history.png`` (the optimisation
-history), ``importances.png`` (the parameters' importances), ``best_test.json`` (the best
-trial's test metrics) and ``trials/<number>/`` (each trial's config and checkpoints).
+Writes, in the study's own folder ``DIR/<study>/`` (so that several studies share one
+output folder and one database, and none touches another's files): ``best.yaml``
+(``softzoo fit --config DIR/<study>/best.yaml`` trains the best trial's model),
+``trials.csv``, ``history.png`` (the optimisation history), ``importances.png`` (the
+parameters' importances), ``best_test.json`` (the best trial's test metrics) and
+``trials/<number>/`` (each trial's config and checkpoints). A file there that this study
+did not write is never replaced: the run stops before its first trial.
+
+The fit options are checked before the study starts (the data is read and the model
+built once), so a missing file or column is one line, with nothing left behind. SIGTERM
+stops the running trial, marks it failed and queues its settings again for the resumed
+study; the command exits with status 143.
 
 Python users tune :class:`~softzoo.sklearn.SoftzooRegressor` with the same space::
 
@@ -27,10 +35,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import hashlib
 import io
 import json
+import math
 import os
+import re
 import socket
+import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -39,9 +52,8 @@ from typing import Any
 import yaml
 
 from softzoo._options import fit_config
-from softzoo.cli import QUIET_RUN, quiet_output, run_cli
 from softzoo.families import get_family
-from softzoo.models import load_checkpoint
+from softzoo.runner import QUIET_RUN, SIGTERM_STATUS, fit_in_process, quiet_output, run_cli
 
 __all__ = ["SEARCH_SPACE", "suggest_options", "tune_main"]
 
@@ -127,13 +139,26 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     args, rest = parser.parse_known_args(argv)
     if args.trials < 1:
         raise ValueError(f"--tune.trials must be at least 1, got {args.trials}")
-    if args.timeout is not None and args.timeout <= 0:
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
         raise ValueError(f"--tune.timeout must be a number of seconds > 0, got {args.timeout}")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", args.study):
+        raise ValueError(
+            f"--tune.study {args.study!r} names the study's folder in --tune.output: use "
+            "letters, digits, '_', '-' and '.', e.g. prices-v1"
+        )
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise ValueError(
+            f"--tune.output {args.output!r} is a file: give a folder (a new one, or the one "
+            "that holds the study to resume)"
+        )
     return args, rest
 
 
 def _base_config(fit_args: list[str]) -> dict[str, Any]:
-    """The whole ``softzoo fit`` config of the user's options (``--print_config``)."""
+    """The whole ``softzoo fit`` config of the user's options (``--print_config``), checked
+    by building the run once (the data read, the model and the Trainer made) in a
+    temporary folder: a bad option is one error before the study exists."""
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         try:
@@ -144,6 +169,15 @@ def _base_config(fit_args: list[str]) -> dict[str, Any]:
     config = yaml.safe_load(printed.getvalue())
     if config.get("seed_everything") in (None, True):
         config["seed_everything"] = 0  # trials differ by their settings, not by chance
+    with tempfile.TemporaryDirectory(prefix="softzoo-tune-") as tmp:
+        file = Path(tmp) / "config.yaml"
+        # the run is built, not run: without the arguments of Trainer.fit
+        built = {k: v for k, v in config.items() if k not in ("ckpt_path", "weights_only")}
+        file.write_text(yaml.safe_dump(built, sort_keys=False))
+        args = ["--config", str(file), "--trainer.logger", "false"]
+        args += ["--trainer.default_root_dir", tmp, "--checkpoint.dirpath", f"{tmp}/checkpoints"]
+        with quiet_output():
+            run_cli([*args, *QUIET_RUN], run=False)
     return config
 
 
@@ -160,38 +194,102 @@ def _trial_config(base: dict[str, Any], options: dict[str, Any]) -> dict[str, An
     return config
 
 
+def _storage(args: argparse.Namespace) -> Any:
+    """The study's database: ``--tune.storage``, else a SQLite file in the output folder
+    (made here, once everything else is known to be right)."""
+    import optuna
+
+    url = args.storage
+    if url is None:
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{(Path(args.output) / 'study.db').resolve()}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS
+            )
+    except Exception as err:  # SQLAlchemy raises a type per driver and failure
+        reason = " ".join(str(err).split())[:200]
+        raise ValueError(
+            f"--tune.storage {url!r} is no database Optuna can open ({type(err).__name__}: "
+            f"{reason}); give a URL such as sqlite:///path/study.db or "
+            "postgresql://user:password@host/name"
+        ) from None
+
+
 def _study(args: argparse.Namespace, base: dict[str, Any]) -> Any:
     import optuna
 
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    url = args.storage or f"sqlite:///{(output / 'study.db').resolve()}"
-    storage = optuna.storages.RDBStorage(
-        url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS
-    )
-    sampler = optuna.samplers.TPESampler(seed=args.seed)
+    storage = _storage(args)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10)
     study = optuna.create_study(
         storage=storage,
         study_name=args.study,
         direction="minimize",
-        sampler=sampler,
         pruner=pruner,
         load_if_exists=True,
     )
+    # a resumed study draws on from where it stopped: seeded by the trials it has, so that
+    # its first new trial is not trial 0's settings again
+    offset = len(study.get_trials(deepcopy=False))
+    seed = None if args.seed is None else args.seed + offset
+    study.sampler = optuna.samplers.TPESampler(seed=seed)
     recorded = study.user_attrs.get("base_config")
     if recorded is None:
         study.set_user_attr("base_config", base)
     elif recorded != json.loads(json.dumps(base)):
         raise ValueError(
-            f"study {args.study!r} in {url} was started with other fit options: give the "
-            "same options to resume it, or another --tune.study (or --tune.output)"
+            f"study {args.study!r} in {storage.url} was started with other fit options: give "
+            "the same options to resume it, or another --tune.study (or --tune.output)"
         )
     return study
 
 
-def _objective(base: dict[str, Any], output: Path, metric: str):
+#: The files a study writes into its folder, besides its trials' folders.
+RESULT_FILES = ("best.yaml", "trials.csv", "history.png", "importances.png", "best_test.json")
+
+
+def _check_folder(study: Any, folder: Path) -> None:
+    """Refuse to run a study whose folder holds files it did not write (a user's own
+    ``best.yaml``, another run's trial folders): nothing is replaced."""
+    written = study.user_attrs.get("files", {})
+    for name in RESULT_FILES:
+        path = folder / name
+        if path.exists() and written.get(name) != _sha256(path):
+            raise ValueError(
+                f"{str(path)!r} exists and was not written by study {study.study_name!r}: "
+                "it would be replaced; move it, or give another --tune.output (or "
+                "--tune.study)"
+            )
+    trials = folder / "trials"
+    numbers = {str(t.number) for t in study.get_trials(deepcopy=False)}
+    foreign = (
+        sorted(p.name for p in trials.iterdir() if p.name not in numbers) if trials.is_dir() else []
+    )
+    if foreign:
+        raise ValueError(
+            f"{str(trials)!r} holds trial folders that study {study.study_name!r} does not "
+            f"know ({', '.join(foreign[:5])}): they would be reused; move them, or give "
+            "another --tune.output (or --tune.study)"
+        )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class _StoppedError(Exception):
+    """SIGTERM stopped a trial (an Exception, so that Optuna marks the trial failed)."""
+
+
+class _TrialFailedError(Exception):
+    """A trial's own settings failed (e.g. a loss that is not finite): the study goes on."""
+
+
+def _objective(base: dict[str, Any], folder: Path, metric: str):
     import optuna
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
     from optuna_integration import PyTorchLightningPruningCallback
 
     family = base["model"]["family"]
@@ -199,19 +297,23 @@ def _objective(base: dict[str, Any], output: Path, metric: str):
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         config = _trial_config(base, suggest_options(trial, family))
-        folder = output / "trials" / str(trial.number)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        trial_folder = folder / "trials" / str(trial.number)
+        trial_folder.mkdir(parents=True, exist_ok=True)
+        (trial_folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         pruning = PyTorchLightningPruningCallback(trial, monitor=f"val_{metric}")
-        args = ["fit", "--config", str(folder / "config.yaml"), "--trainer.logger", "false"]
-        args += ["--trainer.default_root_dir", str(folder)]
-        args += ["--checkpoint.dirpath", str(folder / "checkpoints"), *QUIET_RUN]
-        with quiet_output():
-            cli = run_cli(args, callbacks=[pruning])
-        best = cli.trainer.checkpoint_callback.best_model_path
-        trial.set_user_attr("checkpoint", best)
-        model = load_checkpoint(best)
-        return model.evaluate(*cli.datamodule.tensors("val"))[metric]
+        try:
+            result = fit_in_process(trial_folder / "config.yaml", trial_folder, callbacks=[pruning])
+        except SIGTERMException:
+            raise _StoppedError(trial.number) from None
+        except ValueError as err:
+            trial.set_user_attr("error", str(err))
+            raise _TrialFailedError(f"trial {trial.number} failed: {err}") from None
+        trial.set_user_attr("checkpoint", str(result.checkpoint))
+        x, y = result.datamodule.tensors("val")
+        weight = result.datamodule.split_weight("val")
+        # the metric the pruner watched (val_nll: weighted where the data has weights,
+        # before the calibration map, which is fitted on these rows)
+        return result.model.evaluate(x, y, weight=weight, calibrated=False)[metric]
 
     return objective
 
@@ -228,19 +330,23 @@ def _report_trial(study: Any, trial: Any, metric: str, start: float) -> None:
     params = ", ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()
     )
+    error = f"  ({trial.user_attrs['error']})" if "error" in trial.user_attrs else ""
     Console(stderr=True, highlight=False, soft_wrap=True).print(
         f"trial {trial.number:>3} {state:<9} {value:<22} {best}  "
-        f"[{time.perf_counter() - start:.0f} s]  {params}"
+        f"[{time.perf_counter() - start:.0f} s]  {params}{error}"
     )
 
 
-def _write_results(study: Any, output: Path) -> None:
+def _write_results(study: Any, folder: Path) -> None:
     import optuna
 
-    study.trials_dataframe().to_csv(output / "trials.csv", index=False)
     best = study.best_trial
-    config = output / "trials" / str(best.number) / "config.yaml"
-    (output / "best.yaml").write_text(config.read_text())
+    results = {
+        "trials.csv": lambda path: study.trials_dataframe().to_csv(path, index=False),
+        "best.yaml": lambda path: path.write_text(
+            (folder / "trials" / str(best.number) / "config.yaml").read_text()
+        ),
+    }
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -252,24 +358,67 @@ def _write_results(study: Any, output: Path) -> None:
         if len(finished) >= 2 and len(best.params) > 1:
             figures["importances.png"] = plots.plot_param_importances
         for name, plot in figures.items():
-            axes = plot(study)
-            axes.figure.savefig(output / name, dpi=100, bbox_inches="tight")
+            results[name] = lambda path, plot=plot: plot(study).figure.savefig(
+                path, dpi=100, bbox_inches="tight"
+            )
+        for name, write in results.items():
+            _record(study, folder / name, write)
 
 
-def _test_best(study: Any, output: Path) -> dict[str, float]:
+def _record(study: Any, path: Path, write: Any) -> None:
+    """Write ``path`` and record its sha256 in the study: its own file, from then on."""
+    write(path)
+    written = dict(study.user_attrs.get("files", {}))
+    written[path.name] = _sha256(path)
+    study.set_user_attr("files", written)
+
+
+def _test_best(study: Any, folder: Path) -> dict[str, float]:
     """The best trial's test metrics: computed once per best trial, then read back."""
     best = study.best_trial
     tested = study.user_attrs.get("tested")
     if tested and tested["trial"] == best.number:
         return tested["metrics"]
-    args = ["test", "--config", str(output / "best.yaml"), "--trainer.logger", "false"]
-    args += ["--trainer.default_root_dir", str(output / "trials" / str(best.number))]
+    args = ["test", "--config", str(folder / "best.yaml"), "--trainer.logger", "false"]
+    args += ["--trainer.default_root_dir", str(folder / "trials" / str(best.number))]
     args += ["--ckpt_path", best.user_attrs["checkpoint"], *QUIET_RUN]
     with quiet_output():
         cli = run_cli(args)
     metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
     study.set_user_attr("tested", {"trial": best.number, "metrics": metrics})
     return metrics
+
+
+def _optimize(study: Any, args: argparse.Namespace, base: dict[str, Any], metric: str) -> bool:
+    """Run trials until the study has ``--tune.trials`` finished ones (or the timeout);
+    False where a SIGTERM stopped it: the running trial is marked failed and its settings
+    queued again for the resumed study."""
+    import optuna
+
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    if len(study.get_trials(deepcopy=False, states=counted)) >= args.trials:
+        return True
+    start = time.perf_counter()
+    try:
+        study.optimize(
+            _objective(base, Path(args.output) / args.study, metric),
+            timeout=args.timeout,
+            callbacks=[
+                optuna.study.MaxTrialsCallback(args.trials, states=counted),
+                lambda s, t: _report_trial(s, t, metric, start),
+            ],
+            catch=(_TrialFailedError,),
+        )
+    except _StoppedError as stop:
+        stopped = study.trials[stop.args[0]]
+        study.enqueue_trial(stopped.params, user_attrs={"retry_of": stopped.number})
+        print(
+            f"softzoo tune: stopped by SIGTERM during trial {stopped.number}; it is marked "
+            "failed and its settings run again when the study resumes (the same command)",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def tune_main(argv: list[str]) -> int:
@@ -282,33 +431,38 @@ def tune_main(argv: list[str]) -> int:
         ) from None
     args, fit_args = _parse(argv)
     base = _base_config(fit_args)
+    verbosity = optuna.logging.get_verbosity()
+    # Optuna logs each failed trial with a traceback; _report_trial says it in one line
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        return _tune(args, base)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _tune(args: argparse.Namespace, base: dict[str, Any]) -> int:
+    import optuna
+
     metric = "nll" if get_family(base["model"]["family"]).probabilistic else "rmse"
-    output = Path(args.output)
     study = _study(args, base)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    done = len(study.get_trials(deepcopy=False, states=counted))
-    start = time.perf_counter()
-    if done < args.trials:
-        study.optimize(
-            _objective(base, output, metric),
-            timeout=args.timeout,
-            callbacks=[
-                optuna.study.MaxTrialsCallback(args.trials, states=counted),
-                lambda s, t: _report_trial(s, t, metric, start),
-            ],
-            catch=(),
-        )
+    folder = Path(args.output) / args.study
+    _check_folder(study, folder)
+    if not _optimize(study, args, base, metric):
+        return SIGTERM_STATUS
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         raise ValueError(
             f"study {args.study!r} has no finished trial (all were pruned or failed): "
             "run more trials (--tune.trials) or a longer --tune.timeout"
         )
-    _write_results(study, output)
-    metrics = _test_best(study, output)
-    (output / "best_test.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    _write_results(study, folder)
+    metrics = _test_best(study, folder)
+    _record(
+        study,
+        folder / "best_test.json",
+        lambda path: path.write_text(json.dumps(metrics, indent=2, sort_keys=True)),
+    )
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items()))
     print(f"best trial {study.best_trial.number}: val {metric} {study.best_value:.4f}")
     print(f"its test metrics (the test rows, used once): {shown}")
-    print(f"wrote {output / 'best.yaml'} (softzoo fit --config {output / 'best.yaml'})")
+    print(f"wrote {folder / 'best.yaml'} (softzoo fit --config {folder / 'best.yaml'})")
     return 0

@@ -13,7 +13,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from softzoo.cli import QUIET_RUN
+from softzoo.runner import QUIET_RUN
 
 #: The repository root (tests import it from here).
 ROOT = Path(__file__).resolve().parents[1]

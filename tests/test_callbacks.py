@@ -18,9 +18,10 @@ from softzoo.callbacks import (
     activation_slope,
     default_progress_bar,
 )
-from softzoo.cli import main, run_cli
+from softzoo.cli import main
 from softzoo.data import SyntheticDataModule
 from softzoo.models import SoftRegressor
+from softzoo.runner import run_cli
 
 
 def test_activation_slope_is_the_exact_derivative() -> None:

@@ -8,8 +8,9 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from softzoo.cli import CHECKPOINT_DEFAULTS, COMMANDS, QUIET_RUN, default_loggers, main
+from softzoo.cli import COMMANDS, main
 from softzoo.models import SoftRegressor
+from softzoo.runner import CHECKPOINT_DEFAULTS, QUIET_RUN, default_loggers
 
 
 def _softzoo(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from softzoo.cli import COMMANDS, LIGHTNING_COMMANDS, main
+from softzoo.cli import COMMANDS, main
+from softzoo.runner import LIGHTNING_COMMANDS
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "export/README.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)

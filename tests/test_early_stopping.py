@@ -4,8 +4,8 @@ import torch
 from conftest import ROOT
 
 from softzoo.callbacks import EarlyStopping
-from softzoo.cli import run_cli
 from softzoo.models import SoftRegressor
+from softzoo.runner import run_cli
 
 
 def _trainer_with_best(path, monitor: str = "val_loss") -> SimpleNamespace:

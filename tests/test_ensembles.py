@@ -15,11 +15,12 @@ import torch
 from conftest import ROOT, every_family, make_quiet_trainer, predict_py
 from scipy import integrate
 
-from softzoo.cli import QUIET_RUN, main
+from softzoo.cli import main
 from softzoo.data import SyntheticDataModule, TabularDataModule
 from softzoo.families import Mixture, get_family, list_families
 from softzoo.models import SoftRegressor, load_checkpoint
 from softzoo.onnx import check_parity, export, read_metadata
+from softzoo.runner import QUIET_RUN
 
 MEMBERS = 4
 
@@ -104,6 +105,19 @@ def test_mixture_crps_matches_numerical_integration(name: str) -> None:
             above = integrate.quad(lambda x: (1 - cdf(x)) ** 2, float(y[i]), np.inf, limit=400)[0]
             reference = below + above
         assert float(got[i]) == pytest.approx(reference, rel=1e-3)
+
+
+@pytest.mark.parametrize("name", ["poisson", "negative_binomial"])
+def test_the_crps_of_an_ensemble_of_counts_near_1e9_is_the_single_models(name: str) -> None:
+    """Counts near 1e9 would make an exact count grid of 100+ GB: those rows take the grid
+    of the members' quantiles; a row of small counts beside them keeps the exact sum."""
+    base = get_family(name)
+    mean = torch.tensor([1e9, 2e9, 5.0], dtype=torch.float64)
+    single = (mean,) if name == "poisson" else (mean, torch.full((3,), 40.0).double())
+    y = torch.tensor([1e9 + 3e4, 1.9e9, 7.0], dtype=torch.float64)
+    members = tuple(p[:, None].expand(-1, 8) for p in single)  # eight equal members
+    got = Mixture(base, 8).crps(members, y)
+    torch.testing.assert_close(got, base.crps(single, y), rtol=2e-3, atol=0.0)
 
 
 def test_ensemble_members_differ_and_train_in_one_vectorised_pass() -> None:

@@ -11,10 +11,11 @@ import pytest
 import torch
 from conftest import ROOT
 
-from softzoo.cli import QUIET_RUN, main
+from softzoo.cli import main
 from softzoo.data import TabularDataModule, encode_features
 from softzoo.models import SoftRegressor, load_checkpoint
 from softzoo.onnx import export_certified, read_metadata
+from softzoo.runner import QUIET_RUN
 
 ROWS = 400
 

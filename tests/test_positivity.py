@@ -46,7 +46,7 @@ def _violations(model: SoftRegressor, x: torch.Tensor, dtype: torch.dtype | None
     in the hidden layers beyond 65504, before the float32 heads)."""
     with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=bool(dtype)):
         outputs = model(x)
-        hidden = model.body((x - model.x_shift) / model.x_scale)
+        hidden = model.body((x - model.inputs.shift) / model.inputs.scale)
     bad = torch.zeros(len(x), dtype=torch.bool)
     for value in _positive(model, outputs):
         bad |= ~(torch.isfinite(value) & (value > 0))

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from softzoo.cli import QUIET_RUN, main
+from softzoo.cli import main
 from softzoo.data import TabularDataModule
 from softzoo.models import SoftRegressor, load_checkpoint
 from softzoo.recipe import default_recipe, resolve_model_options
+from softzoo.runner import QUIET_RUN
 
 #: The predicted mean of a far row stays within [min / FACTOR, max * FACTOR] of the
 #: training targets (docs/training.md).

@@ -14,10 +14,11 @@ import pytest
 import torch
 from conftest import make_quiet_trainer, predict_py
 
-from softzoo.cli import QUIET_RUN, main
+from softzoo.cli import main
 from softzoo.data import TabularDataModule
 from softzoo.models import SoftRegressor, load_checkpoint
 from softzoo.onnx import check_parity, export, read_metadata, write_metadata
+from softzoo.runner import QUIET_RUN
 
 
 def _frame(n: int = 60, seed: int = 0) -> pd.DataFrame:

@@ -14,9 +14,10 @@ import pytest
 import torch
 from conftest import ROOT
 
-from softzoo.cli import QUIET_RUN, main
+from softzoo.cli import main
 from softzoo.data import TabularDataModule
 from softzoo.models import load_checkpoint
+from softzoo.runner import QUIET_RUN
 
 CONFIG = ["--config", str(ROOT / "softzoo/configs/gaussian.yaml")]
 

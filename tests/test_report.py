@@ -11,12 +11,13 @@ from matplotlib.image import imread
 
 import softzoo
 from softzoo.callbacks import CalibrationPlot
-from softzoo.cli import QUIET_RUN, main
+from softzoo.cli import main
 from softzoo.data import SyntheticDataModule, TabularDataModule
 from softzoo.families import get_family
 from softzoo.models import SoftRegressor
 from softzoo.report import RELIABILITY_LEVELS, ReportData, reliability_curve, write_report
 from softzoo.report.cli import data_module_from_config
+from softzoo.runner import QUIET_RUN
 
 PLOTS = ["mean_vs_actual", "pit", "reliability", "width_vs_prediction"]
 

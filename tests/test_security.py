@@ -24,9 +24,10 @@ from conftest import ROOT, predict_py
 
 import softzoo
 from softzoo._io import WriteError, atomic_write
-from softzoo.cli import SIGTERM_STATUS, main
+from softzoo.cli import main
 from softzoo.models import SoftRegressor
 from softzoo.onnx import check_parity, export, export_certified, read_metadata
+from softzoo.runner import SIGTERM_STATUS
 from softzoo.zoo import file_sha256, load_weights, save_weights
 from softzoo.zoo.weights import fetch
 

@@ -14,10 +14,10 @@ from conftest import ROOT
 from sklearn.base import clone
 from sklearn.metrics import r2_score
 
-from softzoo.cli import QUIET_RUN, run_cli
 from softzoo.data import read_table
 from softzoo.datasets import load_frame
 from softzoo.models import check_checkpoint, load_checkpoint
+from softzoo.runner import QUIET_RUN, run_cli
 from softzoo.sklearn import PredictiveDistribution, SoftzooRegressor
 
 TARGET = "body_mass_g"

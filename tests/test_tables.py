@@ -14,11 +14,12 @@ from conftest import ROOT, make_quiet_trainer, predict_py
 
 from softzoo import datasets
 from softzoo._codes import FIRST_CODE, MISSING_CODE, UNSEEN_CODE
-from softzoo.cli import QUIET_RUN, main
+from softzoo.cli import main
 from softzoo.data import TabularDataModule, synthetic_table
 from softzoo.data.synthetic import COLOUR_EFFECTS
 from softzoo.models import SoftRegressor, load_checkpoint
 from softzoo.onnx import check_parity, export, graph_feeds, parity_inputs, read_metadata
+from softzoo.runner import QUIET_RUN
 
 PENGUIN_FEATURES = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "year"]
 

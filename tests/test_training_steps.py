@@ -9,6 +9,7 @@ from conftest import make_quiet_trainer
 from lightning.pytorch import Callback
 
 from softzoo.data import SyntheticDataModule
+from softzoo.data.loader import move_batch
 from softzoo.models import SoftRegressor
 
 
@@ -65,15 +66,19 @@ def test_max_steps_counts_direct_steps() -> None:
 
 
 def test_batches_move_as_they_came_and_other_batches_go_to_lightning() -> None:
-    model = SoftRegressor(1)
-    x, y = torch.zeros(4, 1), torch.ones(4)
+    data = SyntheticDataModule(n=64)
+    x, y, w = torch.zeros(4, 1), torch.ones(4), torch.full((4,), 2.0)
     cpu = torch.device("cpu")
-    pair = model.transfer_batch_to_device((x, y), cpu, 0)
+    pair = data.transfer_batch_to_device((x, y), cpu, 0)
     assert isinstance(pair, tuple) and pair[0] is x and pair[1] is y
-    grouped = model.transfer_batch_to_device([(x, y), (x, y)], cpu, 0)
+    weighted = data.transfer_batch_to_device((x, y, w), cpu, 0)
+    assert isinstance(weighted, tuple) and weighted[2] is w  # the weighted batch's own path
+    grouped = data.transfer_batch_to_device([(x, y), (x, y)], cpu, 0)
     assert len(grouped) == 2 and all(b[0] is x and b[1] is y for b in grouped)
-    assert model.transfer_batch_to_device({"x": x}, cpu, 0)["x"] is x
-    assert model.transfer_batch_to_device(x, cpu, 0) is x
+    assert data.transfer_batch_to_device([(x, y, w)] * 2, cpu, 0)[1][2] is w
+    assert data.transfer_batch_to_device({"x": x}, cpu, 0)["x"] is x
+    assert data.transfer_batch_to_device(x, cpu, 0) is x
+    assert move_batch((x, y, w, w), cpu) is None  # no softzoo batch: Lightning's walk
 
 
 def _fit_compiled(**options) -> SoftRegressor:

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from softzoo.cli import QUIET_RUN, main, run_cli
+from softzoo.cli import main
 from softzoo.models import load_checkpoint
+from softzoo.runner import QUIET_RUN, run_cli
 from softzoo.tune import SEARCH_SPACE, suggest_options
 
 DOC = (ROOT / "docs/errors.md").read_text()
@@ -70,18 +71,18 @@ def test_a_study_writes_its_results_and_best_yaml_trains_the_best_model(
     output = tmp_path / "out"
     assert main(_args(table, output, 3)) == 0
     for name in ("best.yaml", "trials.csv", "history.png", "importances.png", "best_test.json"):
-        assert (output / name).is_file(), name
+        assert (output / "softzoo" / name).is_file(), name
     study = _study(output)
-    assert len(study.trials) == 3 and len(pd.read_csv(output / "trials.csv")) == 3
+    assert len(study.trials) == 3 and len(pd.read_csv(output / "softzoo" / "trials.csv")) == 3
     out, err = capsys.readouterr()
     assert err.count("trial ") >= 3 and "its test metrics (the test rows, used once)" in out
-    assert json.loads((output / "best_test.json").read_text())["test_nll"] > 0
+    assert json.loads((output / "softzoo" / "best_test.json").read_text())["test_nll"] > 0
 
     cli = run_cli(
         [
             "fit",
             "--config",
-            str(output / "best.yaml"),
+            str(output / "softzoo" / "best.yaml"),
             "--trainer.logger",
             "false",
             "--trainer.default_root_dir",
@@ -151,7 +152,7 @@ def test_a_killed_study_resumes_and_keeps_its_finished_trials(tmp_path: Path, ta
     output = tmp_path / "out"
     process = _tune_process(table, output, 4)
     deadline = time.monotonic() + 300
-    while not (output / "trials" / "2").exists():  # trials 0 and 1 are done
+    while not (output / "softzoo" / "trials" / "2").exists():  # trials 0 and 1 are done
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
@@ -199,3 +200,110 @@ def test_the_estimator_tunes_with_the_same_space(table: Path) -> None:
     study = optuna.create_study()
     study.optimize(objective, n_trials=2)
     assert np.isfinite(study.best_value)
+
+
+# ---- nothing of the caller's is touched, and bad input leaves nothing behind ---------------
+def test_two_studies_in_one_output_keep_their_own_files(tmp_path: Path, table: Path) -> None:
+    output = tmp_path / "out"
+    assert main(_args(table, output, 1)) == 0
+    first = {p: p.read_bytes() for p in (output / "softzoo").rglob("*") if p.is_file()}
+    other = [*_args(table, output, 1), "--tune.study", "lr-fixed", "--model.lr", "0.01"]
+    assert main(other) == 0
+    assert {p: p.read_bytes() for p in (output / "softzoo").rglob("*") if p.is_file()} == first
+    assert (output / "lr-fixed" / "trials" / "0" / "config.yaml").is_file()
+    assert (output / "lr-fixed" / "best.yaml").read_text() != (
+        output / "softzoo" / "best.yaml"
+    ).read_text()
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["storage no database answers", "output is a file", "missing data file", "unknown target"],
+)
+def test_bad_input_to_tune_is_one_line_and_leaves_nothing_behind(
+    case: str, tmp_path: Path, table: Path, monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    args = {
+        "storage no database answers": _args(table, Path("out"), 1, "--tune.storage", "nodb://x"),
+        "output is a file": _args(table, Path("notes.txt"), 1),
+        "missing data file": _args(Path("missing.csv"), Path("out"), 1),
+        "unknown target": [*_args(table, Path("out"), 1), "--data.target", "weight"],
+    }[case]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    message = err.strip().replace(str(table), "rows.csv")
+    assert message in DOC, f"docs/errors.md lacks the message\n{message}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no folder, no study.db
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_timeout_that_is_no_number_of_seconds_is_refused(capsys) -> None:
+    assert main(["tune", "--tune.timeout", "nan"]) == 2
+    assert "--tune.timeout must be a number of seconds > 0, got nan" in capsys.readouterr().err
+
+
+def test_tune_never_replaces_a_file_it_did_not_write(
+    tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "out"
+    (output / "softzoo").mkdir(parents=True)
+    (output / "softzoo" / "best.yaml").write_text("# my own notes\n")
+    assert main(_args(table, output, 1)) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.replace(str(output), "out") in DOC, message
+    assert (output / "softzoo" / "best.yaml").read_text() == "# my own notes\n"
+    assert not (output / "softzoo" / "trials").exists()  # stopped before its first trial
+
+
+def test_a_resumed_seeded_study_draws_new_settings(tmp_path: Path, table: Path) -> None:
+    output = tmp_path / "out"
+    assert main(_args(table, output, 1, "--tune.seed", "3")) == 0
+    assert main(_args(table, output, 2, "--tune.seed", "3")) == 0
+    first, resumed = _study(output).trials
+    assert first.params != resumed.params
+
+
+def test_the_objective_is_the_weighted_metric_the_pruner_watches(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=300)
+    frame = pd.DataFrame(
+        {"a": x, "w": rng.choice([0.1, 5.0], size=300), "y": np.exp(x + 0.5 * rng.normal(size=300))}
+    )
+    frame.to_csv(tmp_path / "w.csv", index=False)
+    output = tmp_path / "out"
+    args = _args(tmp_path / "w.csv", output, 1, "--data.weight_column", "w")
+    assert main(args) == 0
+    trial = _study(output).trials[0]
+    model = load_checkpoint(trial.user_attrs["checkpoint"])
+    cli = run_cli(
+        ["fit", "--config", str(output / "softzoo" / "best.yaml"), "--trainer.max_epochs", "0",
+         "--trainer.logger", "false", "--checkpoint.dirpath", str(tmp_path / "c"), *QUIET_RUN]
+    )  # fmt: skip
+    x_val, y_val = cli.datamodule.tensors("val")
+    weight = cli.datamodule.split_weight("val")
+    weighted = model.evaluate(x_val, y_val, weight=weight, calibrated=False)["nll"]
+    assert trial.value == pytest.approx(weighted, rel=1e-6)
+    assert trial.value != pytest.approx(model.evaluate(x_val, y_val)["nll"], rel=1e-3)
+
+
+def test_sigterm_fails_the_running_trial_queues_it_again_and_exits_143(
+    tmp_path: Path, table: Path
+) -> None:
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "softzoo.cli", *_args(table, output, 2)]
+    command[command.index("--trainer.max_epochs") + 1] = "100000"
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (output / "softzoo" / "trials" / "0" / "checkpoints").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 143
+    assert "stopped by SIGTERM during trial 0" in process.stderr.read()
+    trials = _study(output).trials
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
+    assert trials[1].system_attrs["fixed_params"] == trials[0].params  # Optuna's queue

@@ -14,9 +14,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import yaml
+
 from softzoo._names import did_you_mean
 
-__all__ = ["config_main", "list_configs", "resolve_config"]
+__all__ = [
+    "check_config_file",
+    "config_main",
+    "list_configs",
+    "resolve_config",
+    "with_config_files",
+]
 
 _FOLDER = Path(__file__).resolve().parent
 
@@ -39,6 +47,45 @@ def resolve_config(value: str) -> str:
         f"{did_you_mean(name, list_configs())} Give a path, or one of "
         f"{', '.join(list_configs())} (softzoo config list)"
     )
+
+
+def with_config_files(args: list[str]) -> list[str]:
+    """``args`` with every ``--config`` value made a file: a shipped config's name
+    (``--config gaussian``) becomes its path in the package (softzoo.configs); a value
+    that is neither is one error. Each file is checked (:func:`check_config_file`)."""
+    resolved, follows_flag = [], False
+    for arg in args:
+        if follows_flag:
+            arg = resolve_config(arg)
+            check_config_file(arg)
+        elif arg.startswith("--config="):
+            arg = f"--config={resolve_config(arg.split('=', 1)[1])}"
+            check_config_file(arg.split("=", 1)[1])
+        resolved.append(arg)
+        follows_flag = arg in ("--config", "-c")
+    return resolved
+
+
+def check_config_file(path: str) -> None:
+    """One clear line for an empty or malformed YAML config, before jsonargparse (which
+    says "Unexpected config: " or prints its whole usage)."""
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"config file {path!r} is not valid YAML{where}: {problem}") from None
+    if content is None:
+        raise ValueError(
+            f"config file {path!r} is empty: give at least one section (trainer:, model:, "
+            "data:); softzoo config list names complete ones"
+        )
+    if not isinstance(content, dict):
+        raise ValueError(
+            f"config file {path!r} must map sections (trainer:, model:, data:) to their "
+            f"options, not be a YAML {type(content).__name__}"
+        )
 
 
 def config_main(argv: list[str]) -> int:

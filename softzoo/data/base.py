@@ -4,29 +4,21 @@ served by :class:`~softzoo.data.loader.InMemoryBatchLoader`."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import Tensor
 
-from softzoo.data.loader import InMemoryBatchLoader
+from softzoo.data.checks import check_finite
+from softzoo.data.loader import InMemoryBatchLoader, move_batch
 from softzoo.data.shards import TrainingStatistics
 from softzoo.recipe import AUTO, default_recipe
 
-__all__ = [
-    "FLOAT32_MAX",
-    "SPLITS",
-    "ArrayDataModule",
-    "TabularArrays",
-    "check_finite",
-    "fraction_splits",
-    "missing_message",
-]
+__all__ = ["BATCHES_PER_STEP", "SPLITS", "ArrayDataModule", "TabularArrays", "fraction_splits"]
 
 SPLITS = ("train", "val", "test")
 
@@ -72,62 +64,6 @@ def fraction_splits(n: int, val: float, test: float, seed: int) -> dict[str, np.
 #: 0.4 ms on one CPU thread, half an optimiser step of a 64-64 MLP at batch 256) is paid
 #: once per group; at 64 it is under 1 % of the raw loop's step (benchmarks/train_throughput.py).
 BATCHES_PER_STEP = 64
-
-#: The largest finite float32: softzoo trains and predicts in float32.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def check_finite(
-    values: np.ndarray,
-    names: Sequence[str],
-    what: str,
-    allow_nan: bool = False,
-    offset: int = 0,
-) -> None:
-    """Raise ``ValueError`` naming the first column that is not finite in float32 (the
-    dtype softzoo trains and predicts in): NaN (unless ``allow_nan``: a missing cell the
-    model imputes), inf, or a number beyond float32's range (1e300 is finite in float64
-    and inf after the cast). Its count and first row too (``offset``: the row number of
-    ``values[0]``, for a part of a table). Checked a column at a time, so a large table
-    is never copied whole."""
-    values = np.asarray(values)
-    matrix = values.reshape(len(values), 1) if values.ndim == 1 else values
-    for column in range(matrix.shape[1]):
-        wide = matrix[:, column].astype(np.float64)
-        bad = np.isinf(wide) | (np.abs(wide) > FLOAT32_MAX)
-        if not allow_nan:
-            bad |= np.isnan(wide)
-        if bad.any():
-            raise ValueError(_not_finite_message(wide, bad, names[column], what, offset))
-
-
-def _not_finite_message(
-    wide: np.ndarray, bad: np.ndarray, name: str, what: str, offset: int
-) -> str:
-    value = float(wide[np.flatnonzero(bad)[0]])
-    kind = np.isnan if np.isnan(value) else np.isinf if np.isinf(value) else np.isfinite
-    rows = np.flatnonzero(bad & kind(wide))
-    first = offset + rows[0]
-    if np.isnan(value):
-        return missing_message(what, name, rows.size, first)
-    if np.isinf(value):
-        return (
-            f"{what} {name!r} has {rows.size} infinite value(s) (first at row {first}, value "
-            f"{value}): softzoo never fills or clips them; clean the data"
-        )
-    return (
-        f"{what} {name!r} has {rows.size} value(s) too large for float32 (first at row {first}, "
-        f"value {value:g}; float32 holds magnitudes up to {FLOAT32_MAX:.3g}): rescale the "
-        "column (e.g. divide it by a power of ten) before training"
-    )
-
-
-def missing_message(what: str, name: str, count: int, first: int) -> str:
-    """The error for missing cells under ``missing='error'``."""
-    return (
-        f"{what} {name!r} has {count} missing value(s) (first at row {first}) and "
-        "missing='error': fill or drop them, or use missing='impute'"
-    )
 
 
 class ArrayDataModule(pl.LightningDataModule):
@@ -181,6 +117,16 @@ class ArrayDataModule(pl.LightningDataModule):
     # ---- what subclasses provide ------------------------------------------------------
     def load_arrays(self) -> TabularArrays:
         raise NotImplementedError
+
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        """This module's batches moved tensor by tensor (:func:`~softzoo.data.loader.move_batch`);
+        anything else goes to Lightning's."""
+        moved = move_batch(batch, device)
+        if moved is None:
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        return moved
 
     # ---- loading, validation, splitting (once, lazily) --------------------------------
     @cached_property

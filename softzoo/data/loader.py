@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["InMemoryBatchLoader"]
+__all__ = ["InMemoryBatchLoader", "move_batch"]
 
 
 class _EpochSampler:
@@ -163,3 +164,30 @@ class InMemoryBatchLoader:
         batches = self._batches()
         while step := list(itertools.islice(batches, self.batches_per_step)):
             yield step
+
+
+def _is_batch(batch: Any) -> bool:
+    """(x, y) or a weighted (x, y, weight): the batches softzoo's loaders yield."""
+    return (
+        isinstance(batch, (list, tuple))
+        and len(batch) in (2, 3)
+        and all(isinstance(t, Tensor) for t in batch)
+    )
+
+
+def move_batch(batch: Any, device: torch.device) -> Any | None:
+    """softzoo's batches, ``(x, y)``, ``(x, y, weight)`` or a list of them, moved tensor by
+    tensor (as Lightning would, non-blocking off the CPU): Lightning's generic walk over
+    collections cost a tenth of a small training step on CPU. None for any other batch.
+
+    Example:
+        >>> x, y = torch.zeros(2, 3), torch.ones(2)
+        >>> move_batch([(x, y), (x, y, y)], torch.device("cpu"))[1][2] is y
+        True
+    """
+    options = {} if device.type in ("cpu", "mps") else {"non_blocking": True}
+    if _is_batch(batch):
+        return tuple(t.to(device, **options) for t in batch)
+    if isinstance(batch, list) and batch and all(_is_batch(b) for b in batch):
+        return [tuple(t.to(device, **options) for t in b) for b in batch]
+    return None

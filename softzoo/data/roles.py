@@ -19,21 +19,26 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from softzoo._codes import FIRST_CODE, MISSING_CODE, UNSEEN_CODE
+from softzoo.data.checks import check_finite, check_row_values, missing_message, require_columns
 
 __all__ = [
     "TEXT_DTYPES",
     "ColumnRole",
     "category_text",
     "column_dtype",
+    "column_facts",
     "encode_categories",
+    "encode_features",
     "fit_vocabulary",
     "infer_roles",
+    "missing_cells",
     "numeric_values",
     "roles_table",
 ]
@@ -251,3 +256,76 @@ def roles_table(roles: Sequence[ColumnRole]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in [head, *rows]
     )
+
+
+def column_facts(frame: Any, target: str, columns: list[str]) -> dict[str, tuple[str, int]]:
+    """Each column's dtype ("text" for strings) and missing cells in ``frame`` (a DataFrame,
+    or a :class:`~softzoo.data.files.ParquetSource`): for the target in every row, for the
+    others in the rows with a target (the rows used)."""
+    used = frame[target].notna().to_numpy()
+    facts = {}
+    for name in columns:
+        column = frame[name] if name == target else frame[name][used]
+        dtype = column_dtype(column)
+        facts[name] = (dtype, missing_cells(column, dtype))
+    return facts
+
+
+def missing_cells(column: pd.Series, dtype: str) -> int:
+    """Empty cells: missing values, and in a text column blank ones too (a Parquet file
+    stores "" where a CSV reader sees an empty cell)."""
+    missing = column.isna()
+    if dtype == "text":
+        missing |= column.astype("string").str.strip().eq("").fillna(False)
+    return int(missing.sum())
+
+
+def encode_features(
+    frame: pd.DataFrame,
+    feature_names: Sequence[str],
+    categories: dict[str, list[str]],
+    roles: Sequence[dict] | None,
+    missing: str = "impute",
+    source: str = "the table",
+    exposure_column: str | None = None,
+) -> np.ndarray:
+    """The float32 feature matrix that a model trained with these columns reads from the
+    rows of ``frame``: its numeric columns as numbers (NaN where empty), then one code per
+    categorical column by the recorded dtype (``roles``; text where none is recorded):
+    0 for a missing cell, 1 for a category unseen in training, 2 for the first category.
+    Other columns and their order do not matter; a row's values depend on that row alone.
+    With ``exposure_column``, the row's exposure (> 0) follows as the last column.
+
+    Example:
+        >>> frame = pd.DataFrame({"colour": ["red", None], "size": [1.5, 2.0]})
+        >>> encode_features(frame, ["size", "colour"], {"colour": ["red"]}, None).tolist()
+        [[1.5, 2.0], [2.0, 0.0]]
+    """
+    require_columns(frame, list(feature_names), "feature", source)
+    numeric = [c for c in feature_names if c not in categories]
+    dtypes = {r["name"]: r["dtype"] for r in roles or ()}
+    columns = [numeric_values(frame, c, "feature", source) for c in numeric]
+    columns += [
+        encode_categories(frame[c], v, dtypes.get(c, "text")) for c, v in categories.items()
+    ]
+    x = np.stack(columns, axis=1)
+    if missing == "error":
+        _refuse_gaps(x, list(feature_names), len(numeric), source)
+    check_finite(x, list(feature_names), "feature", allow_nan=True)
+    if exposure_column is not None:
+        require_columns(frame, [exposure_column], "exposure", source)
+        exposure = numeric_values(frame, exposure_column, "exposure", source)
+        check_row_values(exposure, "exposure", exposure_column, source)
+        x = np.column_stack([x, exposure])
+    return x.astype(np.float32)
+
+
+def _refuse_gaps(x: np.ndarray, names: list[str], n_numeric: int, source: str) -> None:
+    """Under missing='error', rows to predict on may have no empty numeric cell and no
+    missing category either: the first column with one is an error."""
+    for j, name in enumerate(names):
+        gaps = np.isnan(x[:, j]) if j < n_numeric else x[:, j] == MISSING_CODE
+        if gaps.any():
+            rows = np.flatnonzero(gaps)
+            what = f"{source}: feature"
+            raise ValueError(missing_message(what, name, rows.size, int(rows[0]) + 1))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -16,17 +14,14 @@ import torch
 
 from softzoo import datasets
 from softzoo._codes import MISSING_CODE
-from softzoo._names import did_you_mean
 from softzoo.data.base import (
     BATCHES_PER_STEP,
-    FLOAT32_MAX,
     SPLITS,
     ArrayDataModule,
     TabularArrays,
-    check_finite,
     fraction_splits,
-    missing_message,
 )
+from softzoo.data.checks import check_finite, check_row_values, missing_message, require_columns
 from softzoo.data.files import (
     PARQUET_SUFFIXES,
     ParquetSource,
@@ -37,38 +32,25 @@ from softzoo.data.files import (
 from softzoo.data.loader import InMemoryBatchLoader
 from softzoo.data.roles import (
     ColumnRole,
-    column_dtype,
+    column_facts,
     encode_categories,
+    encode_features,
     fit_vocabulary,
     infer_roles,
     numeric_values,
     roles_table,
 )
 from softzoo.data.shards import (
+    GroupLayout,
     Ranks,
+    RankShare,
+    TableReading,
     TrainingStatistics,
-    gather_in_group_order,
-    shard_groups,
-    statistics_across,
+    layout_across,
+    read_share,
 )
 
-__all__ = [
-    "MISSING_POLICIES",
-    "TabularDataModule",
-    "encode_features",
-    "header_names",
-    "read_table",
-]
-
-
-def _require_columns(frame: pd.DataFrame, names: list[str], role: str, source: str) -> None:
-    columns = [str(c) for c in frame.columns]
-    for name in names:
-        if name not in frame.columns:
-            raise ValueError(
-                f"{role} column {name!r} not found in {source}.{did_you_mean(name, columns)} "
-                f"Its columns are: {', '.join(columns)}"
-            )
+__all__ = ["MISSING_POLICIES", "TabularDataModule", "header_names", "read_table"]
 
 
 #: What a data module does with empty cells: "impute" (numeric: the training median inside
@@ -177,7 +159,7 @@ class TabularDataModule(ArrayDataModule):
         self.save_hyperparameters()
         self.shard_row_groups = shard_row_groups
         self.row_columns = {"exposure": exposure_column, "weight": weight_column}
-        self._rank_share: _RankShare | None = None
+        self._rank_share: RankShare | None = None
         self.path, self.dataset, self.target, self.features = path, dataset, target, features
         self.categorical, self.ignore = list(categorical or []), list(ignore or [])
         self.missing, self.split_column, self.vocabularies = missing, split_column, vocabularies
@@ -199,13 +181,13 @@ class TabularDataModule(ArrayDataModule):
         """The target and the candidate feature columns (all present in ``frame``)."""
         info = datasets.info(self.dataset) if self.dataset else None
         target = self.target or info.target
-        _require_columns(frame, [target], "target", self.source)
+        require_columns(frame, [target], "target", self.source)
         named = [*self.categorical, *self.ignore, *(self.vocabularies or {})]
         named += [self.split_column] if self.split_column else []
-        _require_columns(frame, named, "listed", self.source)
+        require_columns(frame, named, "listed", self.source)
         for role, column in self.row_columns.items():
             if column is not None:
-                _require_columns(frame, [column], role, self.source)
+                require_columns(frame, [column], role, self.source)
                 if column in (self.features or ()) or column in self.categorical:
                     raise ValueError(
                         f"column {column!r} is the {role} column and also listed as a "
@@ -213,7 +195,7 @@ class TabularDataModule(ArrayDataModule):
                     )
         if self.features is not None:
             features = list(self.features)
-            _require_columns(frame, features, "feature", self.source)
+            require_columns(frame, features, "feature", self.source)
             repeated = sorted({c for c in features if features.count(c) > 1})
             if repeated:
                 raise ValueError(
@@ -254,7 +236,7 @@ class TabularDataModule(ArrayDataModule):
         self._kept_rows = np.flatnonzero(~no_target)
         numeric, categorical = self._kinds(frame, target, candidates)
         train = splits["train"]
-        facts = _column_facts(frame, target, frame.columns)
+        facts = column_facts(frame, target, frame.columns)
         dtypes = {c: facts[c][0] for c in categorical}
         vocabulary = self.vocabularies or {
             c: fit_vocabulary(frame[c].iloc[_file_rows(train, no_target)], dtypes[c])
@@ -344,8 +326,8 @@ class TabularDataModule(ArrayDataModule):
         indicators: list[str],
     ) -> list[ColumnRole]:
         """One role per column of the file, in file order, from each column's dtype and
-        missing cells (:func:`_column_facts`); ``medians`` None: not known yet (a sharded
-        table's are reduced across the processes later)."""
+        missing cells (:func:`~softzoo.data.roles.column_facts`); ``medians`` None: not
+        known yet (a sharded table's are reduced across the processes later)."""
         numeric, categorical = kinds
         roles = []
         for name, (dtype, n_missing) in facts.items():
@@ -372,11 +354,8 @@ class TabularDataModule(ArrayDataModule):
     # ---- a Parquet source shared out by row groups (shard_row_groups) -----------------
     def _sharded_layout(self) -> TabularArrays:
         """What every process must agree on while the model is built (the network's shape
-        and the splits), from one pass over the row groups, one at a time: roles (the same
-        rules, per row group; they must agree), vocabularies and missing indicators of the
-        training rows, missing cells. Where the processes already run together (torchrun)
-        each reads its own row groups and the results are gathered; otherwise every process
-        reads them all. The features stay unread until :meth:`setup`."""
+        and the splits): :func:`~softzoo.data.shards.layout_across`. The features stay
+        unread until :meth:`setup`."""
         source = self._frame()
         target, candidates = self._columns(source)
         y = numeric_values(source, target, "target", self.source)
@@ -387,21 +366,8 @@ class TabularDataModule(ArrayDataModule):
         for code, split in enumerate(SPLITS):
             labels[_file_rows(splits[split], no_target)] = code
         del y
-        ranks = _ranks_before_setup()
-        starts = np.cumsum([0, *source.group_rows])
-        mine = range(ranks.rank, len(source.groups), ranks.world_size)
-        parts = [
-            _group_layout(
-                self,
-                source.select([g]),
-                (target, candidates),
-                g,
-                int(starts[g]),
-                labels[starts[g] : starts[g + 1]],
-            )
-            for g in mine
-        ]
-        layout = _merge_layouts(self, [p for rank in ranks.gather(parts) for p in rank], candidates)
+        reading = TableReading(target, candidates, self._kinds, self.missing, self.source)
+        layout = layout_across(source, reading, labels)
         self._labels = labels
         numeric, categorical = layout.kinds
         return TabularArrays(
@@ -419,7 +385,7 @@ class TabularDataModule(ArrayDataModule):
             roles=tuple(r.to_dict() for r in self._layout_roles(layout, target)),
         )
 
-    def _layout_roles(self, layout: _GroupLayout, target: str) -> list[ColumnRole]:
+    def _layout_roles(self, layout: GroupLayout, target: str) -> list[ColumnRole]:
         vocabulary = {c: sorted(v) for c, v in layout.vocabulary.items()}
         return self._roles(
             layout.facts, target, layout.kinds, vocabulary, None, sorted(layout.indicators)
@@ -430,38 +396,12 @@ class TabularDataModule(ArrayDataModule):
         in a split, in file order) and, for training, reduce the statistics across the
         processes."""
         layout = self.arrays
-        source = self._frame()
-        groups = shard_groups(len(source.groups), ranks.rank, ranks.world_size)
-        starts = np.cumsum([0, *source.group_rows])
-        numeric = [c for c in layout.feature_names if c not in layout.categories]
-        taken = [self._labels[starts[g] : starts[g + 1]] >= 0 for g in groups]
-        x = np.empty((sum(int(t.sum()) for t in taken), len(layout.feature_names)), np.float32)
-        y, group_of, split_of = (
-            np.empty(len(x)),
-            np.empty(len(x), np.int64),
-            np.empty(len(x), np.int8),
+        columns = (list(layout.feature_names), layout.categories, layout.target_name)
+        x, y, split_of, share = read_share(
+            self._frame(), columns, self._labels, ranks, with_statistics, self.source
         )
-        position = 0
-        for g, take in zip(groups, taken, strict=True):
-            frame = source.select([g])
-            rows = slice(position, position + int(take.sum()))
-            for j, name in enumerate(layout.feature_names):
-                x[rows, j] = (
-                    numeric_values(frame, name, "feature", self.source)
-                    if name in numeric
-                    else encode_categories(frame[name], layout.categories[name])
-                )[take]
-            y[rows] = numeric_values(frame, layout.target_name, "target", self.source)[take]
-            group_of[rows], split_of[rows] = g, self._labels[starts[g] : starts[g + 1]][take]
-            position = rows.stop
+        self._rank_share = share
         splits = {s: np.flatnonzero(split_of == code) for code, s in enumerate(SPLITS)}
-        self._rank_share = _RankShare(
-            statistics=_statistics(x, y, group_of, splits["train"], numeric, ranks)
-            if with_statistics
-            else None,
-            train_rows=min(ranks.gather(len(splits["train"]))),
-            ranks=(ranks.rank, ranks.world_size),
-        )
         self.__dict__["arrays"] = dataclasses.replace(layout, features=x, target=y, splits=splits)
         for cached in ("split_indices", "features_tensor", "target_tensor"):
             self.__dict__.pop(cached, None)
@@ -607,232 +547,10 @@ def _check_row_columns(
         )
 
 
-def check_row_values(
-    values: np.ndarray, role: str, column: str, source: str, rows: np.ndarray | None = None
-) -> None:
-    """Raise ``ValueError`` naming the rows where an exposure is missing or not > 0, or a
-    weight missing, negative or not finite (``rows``: each value's 0-based row in the file)."""
-    finite = np.isfinite(values) & (np.abs(values) <= FLOAT32_MAX)
-    bad = ~finite | ((values <= 0) if role == "exposure" else (values < 0))
-    if not bad.any():
-        return
-    where = np.flatnonzero(bad)
-    first = int(where[0] if rows is None else rows[where[0]])
-    if role == "exposure":
-        rule, meaning = "> 0", "an exposure > 0 (the time, area or size it was observed over)"
-    else:
-        rule, meaning = ">= 0", "a weight >= 0"
-    raise ValueError(
-        f"{role} column {column!r} of {source} has {where.size} value(s) that are missing "
-        f"or not {rule} (first: {float(values[where[0]])!r} at row {first + 1} after the header); "
-        f"every row needs {meaning}: fix or drop those rows"
-    )
-
-
-def encode_features(
-    frame: pd.DataFrame,
-    feature_names: Sequence[str],
-    categories: dict[str, list[str]],
-    roles: Sequence[dict] | None,
-    missing: str = "impute",
-    source: str = "the table",
-    exposure_column: str | None = None,
-) -> np.ndarray:
-    """The float32 feature matrix that a model trained with these columns reads from the
-    rows of ``frame``: its numeric columns as numbers (NaN where empty), then one code per
-    categorical column by the recorded dtype (``roles``; text where none is recorded):
-    0 for a missing cell, 1 for a category unseen in training, 2 for the first category.
-    Other columns and their order do not matter; a row's values depend on that row alone.
-    With ``exposure_column``, the row's exposure (> 0) follows as the last column.
-
-    Example:
-        >>> frame = pd.DataFrame({"colour": ["red", None], "size": [1.5, 2.0]})
-        >>> encode_features(frame, ["size", "colour"], {"colour": ["red"]}, None).tolist()
-        [[1.5, 2.0], [2.0, 0.0]]
-    """
-    _require_columns(frame, list(feature_names), "feature", source)
-    numeric = [c for c in feature_names if c not in categories]
-    dtypes = {r["name"]: r["dtype"] for r in roles or ()}
-    columns = [numeric_values(frame, c, "feature", source) for c in numeric]
-    columns += [
-        encode_categories(frame[c], v, dtypes.get(c, "text")) for c, v in categories.items()
-    ]
-    x = np.stack(columns, axis=1)
-    if missing == "error":
-        _refuse_gaps(x, list(feature_names), len(numeric), source)
-    check_finite(x, list(feature_names), "feature", allow_nan=True)
-    if exposure_column is not None:
-        _require_columns(frame, [exposure_column], "exposure", source)
-        exposure = numeric_values(frame, exposure_column, "exposure", source)
-        check_row_values(exposure, "exposure", exposure_column, source)
-        x = np.column_stack([x, exposure])
-    return x.astype(np.float32)
-
-
-def _refuse_gaps(x: np.ndarray, names: list[str], n_numeric: int, source: str) -> None:
-    """Under missing='error', rows to predict on may have no empty numeric cell and no
-    missing category either: the first column with one is an error."""
-    for j, name in enumerate(names):
-        gaps = np.isnan(x[:, j]) if j < n_numeric else x[:, j] == MISSING_CODE
-        if gaps.any():
-            rows = np.flatnonzero(gaps)
-            what = f"{source}: feature"
-            raise ValueError(missing_message(what, name, rows.size, int(rows[0]) + 1))
-
-
 def _names_parquet(path: str | None) -> bool:
     return path is not None and (
         Path(path).is_dir() or Path(path).suffix.lower() in PARQUET_SUFFIXES
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class _RankShare:
-    statistics: TrainingStatistics | None
-    train_rows: int  # the fewest training rows of any process: every one takes as many steps
-    ranks: tuple[int, int]  # (rank, world_size) it was read for
-
-
-def _statistics(
-    x: np.ndarray,
-    y: np.ndarray,
-    group_of: np.ndarray,
-    train: np.ndarray,
-    numeric: list[str],
-    ranks: Ranks,
-) -> TrainingStatistics:
-    """The training statistics of all processes' rows, from this process's share."""
-    columns = []
-    for j, name in enumerate(numeric):
-        stats = statistics_across(x[train, j].astype(np.float64), group_of[train], ranks)
-        if stats is None:
-            raise ValueError(
-                f"numeric column {name!r} has no value in the training rows: leave it out of "
-                "the features"
-            )
-        columns.append(stats)
-    parts = [(int(g), y[train][group_of[train] == g]) for g in np.unique(group_of[train])]
-    target = gather_in_group_order(parts, ranks)
-    fill, shift, scale = (tuple(c[i] for c in columns) for i in range(3))
-    return TrainingStatistics(fill, shift, scale, torch.as_tensor(target, dtype=torch.float32))
-
-
-@dataclasses.dataclass
-class _GroupLayout:
-    """What one row group says about the layout (see
-    :meth:`TabularDataModule._sharded_layout`); ``error``: the first bad input in it."""
-
-    group: int
-    start: int
-    kinds: tuple[list[str], list[str]] | None = None
-    vocabulary: dict[str, set[str]] = dataclasses.field(default_factory=dict)
-    indicators: set[str] = dataclasses.field(default_factory=set)
-    facts: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
-    error: str | None = None
-
-
-def _group_layout(
-    module: TabularDataModule,
-    frame: ParquetSource,
-    columns: tuple[str, list[str]],
-    group: int,
-    start: int,
-    labels: np.ndarray,
-) -> _GroupLayout:
-    """The layout of one row group (``frame``: a view of it): its roles, the vocabularies
-    and gaps of its training rows, its missing cells; a bad cell ends it with an error."""
-    target, candidates = columns
-    layout = _GroupLayout(group, start)
-    try:
-        layout.kinds = module._kinds(frame, target, candidates)
-        used, train = labels >= 0, labels == 0
-        numeric, categorical = layout.kinds
-        for name in numeric:
-            values = numeric_values(frame, name, "feature", module.source)
-            allow_nan = module.missing == "impute"
-            check_finite(values[used], [name], "feature", allow_nan=allow_nan, offset=start)
-            if np.isnan(values[train]).any():
-                layout.indicators.add(name)
-        for name in categorical:
-            # a blank text cell is a missing category, as in the unsharded path
-            missing = encode_categories(frame[name], [])[used] == MISSING_CODE
-            if module.missing == "error" and missing.any():
-                rows = np.flatnonzero(missing)
-                raise ValueError(missing_message("feature", name, rows.size, start + rows[0]))
-            layout.vocabulary[name] = set(fit_vocabulary(frame[name][train]))
-        layout.facts = _column_facts(frame, target, list(frame.columns))
-    except ValueError as err:
-        layout.error = str(err)
-    return layout
-
-
-def _merge_layouts(
-    module: TabularDataModule, parts: list[_GroupLayout], candidates: list[str]
-) -> _GroupLayout:
-    """The row groups' layouts in group order, as one: the first error in group order (as
-    one process reading the groups in order would meet it), roles that must agree,
-    vocabularies and indicators joined, missing cells summed."""
-    merged = _GroupLayout(-1, 0)
-    for part in sorted(parts, key=lambda p: p.group):
-        if merged.kinds is not None and part.kinds is not None and part.kinds != merged.kinds:
-            changed = next(c for c in candidates if (c in part.kinds[0]) != (c in merged.kinds[0]))
-            was, now = ("numeric", "categorical")[:: 1 if changed in merged.kinds[0] else -1]
-            raise ValueError(
-                f"column {changed!r} of {module.source} is {was} in row group 0 and {now} in "
-                f"row group {part.group} (rows from {part.start}): list it in "
-                "--data.categorical (or --data.ignore), so that every row group gives it "
-                "the same role"
-            )
-        if part.error is not None:
-            raise ValueError(part.error)
-        merged.kinds = merged.kinds or part.kinds
-        for name, categories in part.vocabulary.items():
-            merged.vocabulary.setdefault(name, set()).update(categories)
-        merged.indicators |= part.indicators
-        for name, (dtype, missing) in part.facts.items():
-            first_dtype, counted = merged.facts.get(name, (dtype, 0))
-            merged.facts[name] = (first_dtype, counted + missing)
-    return merged
-
-
-def _ranks_before_setup() -> Ranks:
-    """The processes as they are while the model is built: where a launcher started them
-    all at once (torchrun), their process group, formed here if need be (Lightning then
-    uses it); otherwise one process alone (Lightning's own launcher starts the others only
-    after the model is built)."""
-    distributed = torch.distributed
-    if not distributed.is_available():
-        return Ranks()
-    if not distributed.is_initialized():
-        if not distributed.is_torchelastic_launched():
-            return Ranks()
-        if torch.cuda.is_available():  # as Lightning will: one GPU per local rank
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        distributed.init_process_group()
-    return Ranks(distributed.get_rank(), distributed.get_world_size())
-
-
-def _column_facts(
-    frame: pd.DataFrame | ParquetSource, target: str, columns: list[str]
-) -> dict[str, tuple[str, int]]:
-    """Each column's dtype ("text" for strings) and missing cells: for the target in every
-    row, for the others in the rows with a target (the rows used)."""
-    used = frame[target].notna().to_numpy()
-    facts = {}
-    for name in columns:
-        column = frame[name] if name == target else frame[name][used]
-        dtype = column_dtype(column)
-        facts[name] = (dtype, _missing_cells(column, dtype))
-    return facts
-
-
-def _missing_cells(column: pd.Series, dtype: str) -> int:
-    """Empty cells: missing values, and in a text column blank ones too (a Parquet file
-    stores "" where a CSV reader sees an empty cell)."""
-    missing = column.isna()
-    if dtype == "text":
-        missing |= column.astype("string").str.strip().eq("").fillna(False)
-    return int(missing.sum())
 
 
 def _without_rows(splits: dict[str, np.ndarray], dropped: np.ndarray) -> dict[str, np.ndarray]:

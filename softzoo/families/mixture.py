@@ -39,14 +39,20 @@ _BISECTION_STEPS = 60
 _GRID_POINTS = 512
 
 
-def _grid_levels(members: int) -> np.ndarray:
-    """Φ of evenly spaced normal scores in ±4.9: at least 33 per member, ~512 in all."""
-    count = max(33, 1 + _GRID_POINTS // members)
+def _grid_levels(members: int, least: int = 33) -> np.ndarray:
+    """Φ of evenly spaced normal scores in ±4.9: at least ``least`` per member, ~512 in all."""
+    count = max(least, 1 + _GRID_POINTS // members)
     return np.array([NormalDist().cdf(z) for z in np.linspace(-4.9, 4.9, count)])
 
 
 #: The count grid of the exact count CRPS stops where every member's mass beyond is < 1e-10.
 _COUNT_TAIL = 1.0 - 1e-10
+#: Rows whose count grid would pass this many counts take the grid CRPS of the members'
+#: quantiles instead (steps of 1 are then a millionth of the range; an exact grid up to 1e9
+#: counts would need 100+ GB), as one count model's CRPS does.
+_COUNT_GRID_MAX = 1 << 20
+#: Grid levels per member for those rows.
+_COUNT_GRID_LEVELS = 257
 #: The most CDF values one CRPS chunk evaluates (float64: 128 MiB): the grid CRPS takes
 #: rows x grid points x members of them, so a 100-member ensemble on thousands of
 #: validation rows is computed a few rows at a time instead of asking for tens of GB.
@@ -157,16 +163,16 @@ class Mixture(Family):
             return self._count_crps(params, y)
         return self._grid_crps(params, y)
 
-    def _grid_crps(self, params: Params, y: Tensor) -> Tensor:
+    def _grid_crps(self, params: Params, y: Tensor, least: int = 33) -> Tensor:
         """∫ F² below y plus ∫ (1 − F)² above y by the trapezoid rule on a grid of the
-        members' quantiles and y itself (dense where the mass is, reaching far into heavy
-        tails), with one CDF evaluation per grid point."""
-        per_row = (len(_grid_levels(self.members)) * self.members + 1) * self.members
-        return _in_row_chunks(self._grid_crps_rows, params, y, per_row)
+        members' quantiles (``least`` per member at least) and y itself (dense where the
+        mass is, reaching far into heavy tails), with one CDF evaluation per grid point."""
+        levels = _grid_levels(self.members, least)
+        per_row = (len(levels) * self.members + 1) * self.members
+        return _in_row_chunks(partial(self._grid_crps_rows, levels), params, y, per_row)
 
-    def _grid_crps_rows(self, params: Params, y: Tensor) -> Tensor:
+    def _grid_crps_rows(self, levels: np.ndarray, params: Params, y: Tensor) -> Tensor:
         member_params = tuple(p[..., None] for p in params)
-        levels = _grid_levels(self.members)
         grid = torch.as_tensor(self.base.grid_points(member_params, levels)).double()
         y64 = y.double()[:, None]
         grid = torch.sort(torch.cat([grid.reshape(len(y), -1), y64], dim=1), dim=1).values
@@ -181,10 +187,23 @@ class Mixture(Family):
         return (0.5 * width * (below + above)).sum(dim=1).to(y.dtype)
 
     def _count_crps(self, params: Params, y: Tensor) -> Tensor:
-        top = torch.maximum(y, torch.as_tensor(self.quantile(params, _COUNT_TAIL))).max()
-        counts = torch.arange(int(top.item()) + 1, dtype=y.dtype, device=y.device)
-        per_row = len(counts) * self.members
-        return _in_row_chunks(partial(self._count_crps_rows, counts), params, y, per_row)
+        """Exact: the sum over the counts up to where every member's mass beyond is < 1e-10;
+        rows whose sum would pass :data:`_COUNT_GRID_MAX` counts: the grid CRPS."""
+        top = torch.maximum(y, torch.as_tensor(self.quantile(params, _COUNT_TAIL)).to(y))
+        large = top >= _COUNT_GRID_MAX
+        out = torch.empty_like(y)
+        if large.any():
+            # a finer grid than the continuous families': rare rows, within 1e-3
+            large_params = tuple(p[large] for p in params)
+            out[large] = self._grid_crps(large_params, y[large], _COUNT_GRID_LEVELS)
+        small = ~large
+        if small.any():
+            last = int(top[small].max().item())
+            counts = torch.arange(last + 1, dtype=y.dtype, device=y.device)
+            per_row = len(counts) * self.members
+            rows = partial(self._count_crps_rows, counts)
+            out[small] = _in_row_chunks(rows, tuple(p[small] for p in params), y[small], per_row)
+        return out
 
     def _count_crps_rows(self, counts: Tensor, params: Params, y: Tensor) -> Tensor:
         member_params = tuple(p[:, None, :] for p in params)

@@ -12,7 +12,7 @@ from softzoo.models.architecture import (
     architecture_mismatches,
     check_architecture,
 )
-from softzoo.models.checkpoints import check_checkpoint, load_checkpoint
+from softzoo.models.loading import check_checkpoint, load_checkpoint
 from softzoo.models.regressor import SoftRegressor
 
 __all__ = [

@@ -1,23 +1,20 @@
 """Checkpoint I/O: read a Lightning checkpoint without unpickling code, check that it is a
-softzoo model's, build the model from it, and upgrade the state dicts of older softzoo
-versions as they load."""
+softzoo model's and that its hyper-parameters are of the types the model declares, and
+upgrade the state dicts of older softzoo versions as they load. The model's class is not
+known here: the type hints come from the caller (:mod:`softzoo.models.loading`)."""
 
 from __future__ import annotations
 
 import collections.abc
-import inspect
 import types
 import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from softzoo.models.regressor import SoftRegressor
-
-__all__ = ["check_checkpoint", "check_hyperparameters", "load_checkpoint", "upgrade_state_dict"]
+__all__ = ["check_hyperparameters", "read_checkpoint", "upgrade_state_dict"]
 
 
 #: State-dict keys of softzoo 0.1.0 models (the feature scaling lived on the model).
@@ -36,13 +33,13 @@ def upgrade_state_dict(module: nn.Module, state: dict, prefix: str, *args: Any) 
         state.setdefault(prefix + "inputs.indicators", torch.zeros(0, dtype=torch.long))
     for name in ("calibration_scale", "calibration_level", "marginal", "target_resolution"):
         state.setdefault(prefix + name, getattr(module, name).clone())  # older models
-    module._dequantizing = bool(state[prefix + "target_resolution"] > 0)
 
 
-def check_checkpoint(path: str | Path) -> dict:
+def read_checkpoint(path: str | Path, hints: dict[str, Any]) -> dict:
     """Read a Lightning checkpoint with ``weights_only=True`` (no pickled code runs) and
-    return it, or raise one clear ``ValueError``: missing file, not a checkpoint, or a
-    checkpoint of another kind of model."""
+    return it, or raise one clear ``ValueError``: missing file, not a checkpoint, a
+    checkpoint of another kind of model, or hyper-parameters not of the types ``hints``
+    (the model constructor's type hints) declare."""
     if not str(path).strip():
         raise ValueError("the checkpoint path is empty: give the path of a checkpoint file (.ckpt)")
     path = Path(path)
@@ -58,7 +55,7 @@ def check_checkpoint(path: str | Path) -> dict:
             f"{str(path)!r} is a checkpoint of a different model, not a softzoo SoftRegressor "
             "(its hyper-parameters lack in_features and family)"
         )
-    check_hyperparameters(hparams, repr(str(path)))
+    check_hyperparameters(hparams, repr(str(path)), hints)
     return content
 
 
@@ -68,14 +65,11 @@ _INSTANTIATING = ("class_path", "init_args", "__path__")
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def check_hyperparameters(hparams: dict, source: str) -> None:
+def check_hyperparameters(hparams: dict, source: str, hints: dict[str, Any]) -> None:
     """Refuse recorded hyper-parameters that could choose what runs: a ``class_path`` (or
     ``init_args``) anywhere, which LightningCLI's parser would import, and any value that
-    is not of its constructor argument's declared type (plain values only). Called on every
-    checkpoint before a parser or a model sees its hyper-parameters."""
-    from softzoo.models.regressor import SoftRegressor
-
-    hints = typing.get_type_hints(SoftRegressor.__init__)
+    is not of its constructor argument's declared type in ``hints`` (plain values only).
+    Called on every checkpoint before a parser or a model sees its hyper-parameters."""
     for key, value in hparams.items():
         where = f"checkpoint {source} hyper-parameter {key!r}"
         _refuse_instantiation(value, where)
@@ -146,19 +140,3 @@ def _type_name(hint: Any) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def load_checkpoint(path: str | Path) -> SoftRegressor:
-    """A SoftRegressor from a Lightning checkpoint (see :func:`check_checkpoint`), in eval
-    mode on the CPU."""
-    from softzoo.models.regressor import SoftRegressor
-
-    content = check_checkpoint(path)
-    hparams = content["hyper_parameters"]
-    accepted = inspect.signature(SoftRegressor.__init__).parameters
-    model = SoftRegressor(**{k: v for k, v in hparams.items() if k in accepted})
-    try:
-        model.load_state_dict(content["state_dict"])
-    except RuntimeError as err:
-        raise ValueError(f"{str(path)!r} does not match its own hyper-parameters: {err}") from None
-    return model.eval()

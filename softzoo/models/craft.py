@@ -1,34 +1,36 @@
 """The training craft around a family's loss (docs/training.md): the mean warm-up (the
 parameters that do not carry the mean held at the target's marginal fit, their head rows
-untouched by the optimiser), faithful heteroscedastic training, and dequantization noise.
-β-NLL is a family option (its ``loss``).
+untouched by the optimiser), faithful heteroscedastic training, dequantization noise and
+row weights. β-NLL is a family option (its ``loss``).
 
-The functions take the model (:class:`~softzoo.models.SoftRegressor`) whose parts they
-use: its family, body, heads, ``marginal`` and ``target_resolution`` buffers and its
-hyper-parameters.
+Each function takes what it uses (the family, the marginal fit, the network's features
+and heads), never the model: :class:`~softzoo.models.SoftRegressor` wires them.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from softzoo.families import Family, Mixture, Params
 
-if TYPE_CHECKING:
-    from softzoo.models.regressor import SoftRegressor
-
 __all__ = [
+    "check_marginal",
     "check_warmup",
     "check_warmup_steps",
+    "craft_loss",
+    "dequantized",
+    "group_loss",
     "held",
     "holding_heads",
-    "training_loss",
+    "members_loss",
+    "per_row",
     "warmup_length",
+    "weighted_loss",
 ]
 
 
@@ -78,56 +80,87 @@ def check_warmup_steps(
         )
 
 
-def training_loss(
-    model: SoftRegressor, x: Tensor, target: Tensor, warming: bool, weight: Tensor | None = None
-) -> Tensor:
-    """The per-row loss of one batch (see :meth:`SoftRegressor.training_loss`)."""
-    if model._dequantizing:
-        target = target + (torch.rand_like(target) - 0.5) * model.target_resolution
-    if (warming or model.hparams.get("faithful", False)) and torch.isnan(model.marginal).any():
+def check_marginal(marginal: Tensor) -> None:
+    """The warm-up and faithful training hold parameters at the marginal fit of the
+    target: refuse a model that has none (saved by an older softzoo)."""
+    if torch.isnan(marginal).any():
         raise ValueError(
             "warmup_epochs and faithful hold parameters at the marginal fit of the "
             "target, which this model (saved by an older softzoo) does not have: call "
             "model.fit_scaling(x_train, y_train) first, or train without them"
         )
-    members = model.hparams.ensemble_size
-    if weight is None:  # the compiled loss is the unweighted one
-        loss = model._compiled.get("training loss", model._craft_loss)(x, target, warming)
-    else:
-        loss = model._craft_loss(x, target, warming, weight)
-    if members > 1 and model.hparams.get("ensemble_type", "independent") == "independent":
-        return loss * members
-    return loss
+
+
+def dequantized(target: Tensor, resolution: Tensor) -> Tensor:
+    """The targets moved by uniform noise as wide as their rounding step."""
+    return target + (torch.rand_like(target) - 0.5) * resolution
+
+
+def group_loss(losses: list[Tensor], rows: list[int], members: int, epoch: int) -> Tensor:
+    """The mean training loss of a group of batches (``rows`` each), per member: one
+    number per Lightning step. A loss that is not finite stops the run with one error
+    before a checkpoint could hold the weights it made (NaN from then on)."""
+    stacked = torch.stack(losses)
+    if not bool(torch.isfinite(stacked).all()):
+        bad = float(stacked[~torch.isfinite(stacked)][0])
+        raise ValueError(
+            f"the training loss became {bad} in epoch {epoch}: the weights would be "
+            "NaN from here on, so the run stops (the checkpoints of earlier epochs are "
+            "kept). Lower --model.lr, clip the gradients (--model.gradient_clip_val 1), "
+            "or look for extreme target values"
+        )
+    weights = torch.tensor(rows, dtype=stacked.dtype, device=stacked.device)
+    return (stacked @ weights) / (sum(rows) * members)
+
+
+def per_row(target: Tensor, weight: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """A batch's targets and weights with the rows first: under member shuffles they come
+    as (members, batch), one shuffle per member, and the loss takes (batch, members)."""
+    if target.dim() == 2:
+        return target.T, None if weight is None else weight.T
+    return target, weight
+
+
+def members_loss(loss: Tensor, members: int, ensemble_type: str) -> Tensor:
+    """The per-row loss of an ensemble's members: independent members' summed (each gets
+    the gradient it would get alone), TabM members' averaged (as TabM trains: most
+    weights are shared). ``loss`` is the members' mean."""
+    return loss * members if members > 1 and ensemble_type == "independent" else loss
 
 
 def craft_loss(
-    model: SoftRegressor, x: Tensor, target: Tensor, warming: bool, weight: Tensor | None = None
+    family: Family,
+    marginal: Tensor,
+    hidden: Tensor,
+    heads: Callable[[Tensor], Params],
+    target: Tensor,
+    warming: bool,
+    faithful: bool,
+    weight: Tensor | None = None,
 ) -> Tensor:
-    """The loss of the network's parameters under the warm-up or faithful training (the
-    part ``torch.compile`` compiles); weighted by the rows' ``weight`` where given."""
-    family = model.family
-    features, exposure = model.split_exposure(x)
-    hidden = model.body(model.inputs(features))
-    params = model.exposed(model.heads(hidden), exposure)
+    """The per-row loss of the parameters ``heads`` makes of the body's features
+    ``hidden``: under the warm-up, with the parameters that do not carry the mean at the
+    ``marginal`` fit; with ``faithful``, that held loss for the mean and body plus the
+    family's loss for the other heads on detached features and a detached mean; weighted
+    by the rows' ``weight`` where given (:func:`weighted_loss`)."""
 
     def loss(given: Params) -> Tensor:
-        return (
-            family.loss(given, target)
-            if weight is None
-            else weighted_loss(family, given, target, weight)
-        )
+        if weight is None:
+            return family.loss(given, target)
+        return weighted_loss(family, given, target, weight)
 
+    params = heads(hidden)
     if warming:
-        return loss(held(family, model.marginal, params))
-    if not model.hparams.get("faithful", False):
+        return loss(held(family, marginal, params))
+    if not faithful:
         return loss(params)
     means = set(family.mean_params)
-    detached = model.exposed(model.heads(hidden.detach()), exposure)
+    detached = heads(hidden.detach())
     others = tuple(
         p.detach() if name in means else d
         for name, p, d in zip(family.param_names, params, detached, strict=True)
     )
-    return loss(held(family, model.marginal, params)) + loss(others)
+    return loss(held(family, marginal, params)) + loss(others)
 
 
 def weighted_loss(family: Family, params: Params, target: Tensor, weight: Tensor) -> Tensor:

@@ -17,8 +17,9 @@ import numpy as np
 from torch import Tensor
 
 from softzoo.data.shards import TrainingStatistics
+from softzoo.families import Family
 
-__all__ = ["ModelData", "missing_members", "model_data"]
+__all__ = ["ModelData", "check_data_module", "missing_members", "model_data"]
 
 
 class ModelData(Protocol):
@@ -88,3 +89,56 @@ def model_data(datamodule: Any) -> ModelData | None:
             f"its subclasses); {type(datamodule).__name__} lacks {', '.join(missing)}"
         )
     return datamodule
+
+
+def check_data_module(
+    datamodule: ModelData, stage: str, family: Family, hparams: Any, calibrated: bool
+) -> None:
+    """Refuse a data module that does not serve the model (of ``family``, built with
+    ``hparams``, ``calibrated`` or not) for ``stage``: another width, other category
+    vocabularies (codes would silently mean other categories), another exposure column, a
+    calibration it cannot fit, quantile bins of a table whose processes each hold a share,
+    or targets outside ``family``'s support (named by their row in the source table)."""
+    in_features = int(hparams["in_features"])
+    categories = {k: list(v) for k, v in (hparams.get("categories") or {}).items()}
+    exposure_column = hparams.get("exposure_column")
+    binned = hparams.get("numeric_embedding") == "piecewise_linear"
+    if datamodule.n_features != in_features:
+        raise ValueError(
+            f"the model expects {in_features} features, the data has "
+            f"{datamodule.n_features} ({', '.join(datamodule.feature_names)})"
+        )
+    if datamodule.categories and datamodule.categories != categories:
+        raise ValueError(
+            "the data module's category vocabularies differ from the model's (another "
+            "training split?): give the data the model was trained on, or build the data "
+            "module with vocabularies=model.categories"
+        )
+    given = getattr(datamodule, "exposure_column", None)
+    if given != exposure_column:
+        raise ValueError(
+            f"the model was built with exposure_column={exposure_column!r} and the data "
+            f"module has exposure_column={given!r}: give both the same"
+        )
+    if calibrated and datamodule.sharded:
+        raise ValueError(
+            "calibration='conformal' fits one map on the whole validation split, and with "
+            "shard_row_groups each process holds only its share of it: use "
+            "calibration='none' (or train without shard_row_groups)"
+        )
+    if stage == "fit" and binned and datamodule.sharded:
+        raise ValueError(
+            "numeric_embedding='piecewise_linear' (the default recipe's) takes its bins "
+            "from quantiles of the whole training split, and with shard_row_groups each "
+            "process holds only its share of it: set --model.numeric_embedding periodic "
+            "or none (or train without shard_row_groups)"
+        )
+    if stage == "fit" and calibrated and not len(datamodule.split_indices["val"]):
+        raise ValueError(
+            "calibration='conformal' fits its map on the validation split, and it is "
+            "empty: set --data.val_fraction > 0 (or give val rows), or calibration='none'"
+        )
+    splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ())
+    for split in splits:
+        target, rows = datamodule.split_target(split), datamodule.file_rows(split)
+        family.check_support(target, f"{split} target", rows)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -12,39 +11,26 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import Tensor, nn
-from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, Metric
+from torchmetrics import MeanMetric
 
 from softzoo._lightning import attached_trainer
-from softzoo.families import Family, Mixture, Params, get_family, list_families
-from softzoo.metrics import (
-    CRPS,
-    IntervalCoverage,
-    IntervalWidth,
-    NegativeLogLikelihood,
-    WeightedError,
-)
+from softzoo.families import Family, Mixture, Params, get_family
 from softzoo.models import calibration as _calibration
-from softzoo.models import craft, steps
-from softzoo.models.calibration import CALIBRATIONS
+from softzoo.models import craft, evaluation, steps
 from softzoo.models.checkpoints import upgrade_state_dict
-from softzoo.models.data_contract import ModelData, model_data
-from softzoo.models.scaling import DEQUANTIZE, dequantization_step, initial_values
-from softzoo.nn import MLP, ParameterHeads, TabularInput
-from softzoo.nn.embeddings import NUMERIC_EMBEDDINGS
-from softzoo.nn.members import ENSEMBLE_TYPES
-from softzoo.recipe import AUTO_MODEL_KEYS, resolve_model_options
+from softzoo.models.data_contract import ModelData, check_data_module, model_data
+from softzoo.models.options import (
+    check_family_options,
+    check_precision,
+    check_width,
+    settle_options,
+    tabular_input,
+)
+from softzoo.models.scaling import fit_target
+from softzoo.nn import MLP, ParameterHeads
+from softzoo.recipe import AUTO_MODEL_KEYS
 
 __all__ = ["SoftRegressor"]
-
-# Lightning tells whoever overrides transfer_batch_to_device and passes a data module that
-# the module's hook is used: that is what this one is for (steps.move_batch), for every
-# fit, test and predict, so the notice is no news; only that exact notice is silenced.
-warnings.filterwarnings(
-    "ignore", message="You have overridden `transfer_batch_to_device` in `LightningModule` but"
-)
-
-_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-_SCHEDULERS = (None, "none", "cosine", "plateau")
 
 
 class SoftRegressor(pl.LightningModule):
@@ -72,58 +58,36 @@ class SoftRegressor(pl.LightningModule):
             model optimises manually, so the Trainer's ``gradient_clip_val`` does not apply).
         interval_level: the central interval logged (PICP, width) and predicted.
         feature_names, target_name: recorded in checkpoints and exports.
-        categories: the vocabulary of each categorical column (name → categories), fitted
-            on the training split by the data module; these columns are the last ones of
-            ``feature_names`` and arrive as codes (see :mod:`softzoo.nn.tabular`).
-        missing_indicators: numeric columns that had gaps in the training split: each
-            gets a 0/1 missing-indicator input. Missing numeric cells are always filled
-            with the training median inside ``forward``.
+        categories: each categorical column's vocabulary (the last columns of
+            ``feature_names``, arriving as codes: :mod:`softzoo.nn.tabular`).
+        missing_indicators: numeric columns with gaps in the training split: each gets a
+            0/1 indicator input (gaps are filled with the training median in ``forward``).
         column_roles: the data module's roles table (for reports and exports only).
         missing_policy: the data module's missing-value policy, "impute" or "error" (for
             exports: whether a deployed model accepts empty numeric cells).
-        ensemble_size: N > 1 trains N members of this architecture side by side in one
-            vectorised pass (different initialisations, the same batches); the predictive
-            is their equal-weight mixture (:class:`~softzoo.families.Mixture`) and every
-            parameter ``forward`` returns is ``(batch, N)``.
-        ensemble_type: how the members share weights: "independent" (nothing shared),
-            "batch" (TabM: one weight matrix per layer, per-member rank-1 scalings and
-            biases) or "mini" (TabM-mini: one per-member scaling of the input, then a
-            shared MLP); every member has its own heads (:mod:`softzoo.nn.members`).
-        numeric_embedding: "none" (standardised values), "piecewise_linear" (quantile bins
-            of the training rows; values outside them saturate) or "periodic" (learned
-            frequencies, sin/cos, a linear layer): :mod:`softzoo.nn.embeddings`.
+        ensemble_size: N > 1 trains N members side by side; the predictive is their
+            equal-weight mixture, and every parameter ``forward`` returns is ``(batch, N)``.
+        ensemble_type: "independent" (nothing shared), "batch" (TabM) or "mini"
+            (TabM-mini): :mod:`softzoo.nn.members`.
+        numeric_embedding: "none", "piecewise_linear" (quantile bins of the training rows)
+            or "periodic": :mod:`softzoo.nn.embeddings`.
         numeric_bins: the most piecewise-linear bins per numeric column.
-        warmup_epochs: for the first epochs, fit only the parameters that carry the mean
-            (``family.mean_params``: the location, the gamma rate, …) with the others held at
-            the marginal fit of the target, then the full likelihood (mean warm-up:
-            "burn-in" in lightning-uq-box; Sluijterman et al., 2023).
+        warmup_epochs: the mean warm-up: for the first epochs fit only the parameters that
+            carry the mean, the others held at the target's marginal fit (docs/training.md).
         warmup_fraction: the warm-up as a share of the Trainer's ``max_epochs`` (0.1: the
-            first 10 %, rounded down), so that it scales with the run; the example configs
-            use it. Give ``warmup_epochs`` or ``warmup_fraction``, not both.
-        faithful: faithful heteroscedastic training (Stirn et al., 2023): the mean is fitted
-            as a homoscedastic model would (the others held at the marginal fit) through
-            the shared body, and the other parameters' heads learn the likelihood on the
-            body's features with no gradient into the body or the mean.
-        calibration: "none", or "conformal": after every validation epoch, fit a map on the
-            validation split so that the central ``interval_level`` interval reaches its
-            nominal coverage with a split-conformal guarantee (docs/calibration.md);
-            ``forward``, predictions, test metrics and exports apply it.
-        dequantize: "auto", "always" or "never". A target recorded on a coarse grid (wine
-            scores 3-8, a quantity rounded to 0.001) lets a continuous density shrink its
-            scale towards 0 where all rows share one value, and then a test row one step
-            away costs hundreds of nats. Dequantizing adds uniform noise as wide as the
-            rounding step (the smallest gap between distinct training targets) to each
-            training target, each step anew, so the model fits the density of the values
-            before rounding (Theis et al., 2016). "auto" does it where the target has at most
-            sqrt(rows) distinct values; discrete and point families never.
-        train_rows: the number of training rows (``softzoo fit`` links it from the data),
-            from which the "auto" settings (``hidden``, ``numeric_embedding``,
-            ``numeric_bins``, ``ensemble_type``, ``ensemble_size``, ``warmup_fraction``)
-            take the default recipe's values (:func:`softzoo.recipe.default_recipe`).
-        compile: compile the training loss (forward and backward) and the evaluation
-            forward with ``torch.compile`` while fitting; where compiling fails (no C++
-            compiler for inductor on CPU, an unsupported op), one line says so and training
-            goes on eagerly.
+            first 10 %); give ``warmup_epochs`` or ``warmup_fraction``, not both.
+        faithful: faithful heteroscedastic training (Stirn et al., 2023; docs/training.md).
+        calibration: "none", or "conformal": a split-conformal map fitted on the validation
+            split after every validation epoch (docs/calibration.md).
+        dequantize: "auto", "always" or "never": uniform noise as wide as the rounding step
+            of a target recorded on a coarse grid, added to the training targets (Theis et
+            al., 2016; docs/training.md); "auto": at most sqrt(rows) distinct values.
+        train_rows: the training rows (``softzoo fit`` links it), for the "auto" settings
+            of the default recipe (:func:`softzoo.recipe.default_recipe`).
+        compile: ``torch.compile`` the training loss and the evaluation forward while
+            fitting (eager, with one line saying why, where compiling fails).
+        exposure_column: the data's exposure column (the last input; it multiplies the
+            mean), weight_column: its weight column (the data module links both).
 
     Example:
         >>> import torch
@@ -174,76 +138,15 @@ class SoftRegressor(pl.LightningModule):
         super().__init__()
         # "auto" settings become the default recipe's for the training split's size,
         # before the hyper-parameters are recorded: a checkpoint holds what was built
-        resolved = resolve_model_options(
-            {
-                "hidden": hidden,
-                "numeric_embedding": numeric_embedding,
-                "numeric_bins": numeric_bins,
-                "ensemble_type": ensemble_type,
-                "ensemble_size": ensemble_size,
-                "warmup_fraction": warmup_fraction,
-                "warmup_epochs": warmup_epochs,
-            },
-            train_rows,
-            point=not get_family(family, **(family_options or {})).probabilistic,
-        )
+        given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        resolved = settle_options(given)
         hidden, numeric_embedding, numeric_bins, ensemble_type, ensemble_size, warmup_fraction = (
             resolved[k] for k in AUTO_MODEL_KEYS
         )
-        if optimizer not in _OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(_OPTIMIZERS)}")
-        if scheduler not in _SCHEDULERS:
-            raise ValueError(f"unknown scheduler {scheduler!r}; valid: None, cosine, plateau")
-        if not 0.0 < interval_level < 1.0:
-            raise ValueError(f"interval_level must lie in (0, 1), got {interval_level}")
-        if feature_names is not None and len(feature_names) != in_features:
-            raise ValueError(f"{len(feature_names)} feature_names for in_features={in_features}")
-        if gradient_clip_val is not None and not gradient_clip_val > 0:
-            raise ValueError(f"gradient_clip_val must be > 0 or None, got {gradient_clip_val}")
-        if not isinstance(ensemble_size, int) or ensemble_size < 1:
-            raise ValueError(
-                f"ensemble_size must be a whole number >= 1 (1: one model), got {ensemble_size!r}"
-            )
-        if ensemble_type not in ENSEMBLE_TYPES:
-            raise ValueError(
-                f"ensemble_type must be one of {ENSEMBLE_TYPES} (or 'auto': the default "
-                f"recipe's), got {ensemble_type!r}"
-            )
-        if ensemble_type != "independent" and ensemble_size == 1:
-            raise ValueError(
-                f"ensemble_type={ensemble_type!r} shares weights between the members of an "
-                "ensemble, and ensemble_size is 1: set ensemble_size > 1 (TabM uses 32), or "
-                "ensemble_type='independent'"
-            )
-        if numeric_embedding not in NUMERIC_EMBEDDINGS:
-            raise ValueError(
-                f"numeric_embedding must be one of {NUMERIC_EMBEDDINGS} (or 'auto': the default "
-                f"recipe's), got {numeric_embedding!r}"
-            )
-        if not isinstance(numeric_bins, int) or numeric_bins < 1:
-            raise ValueError(f"numeric_bins must be a whole number >= 1, got {numeric_bins!r}")
-        if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
-            raise ValueError(
-                f"warmup_epochs must be a whole number >= 0 (0: no warm-up), got {warmup_epochs!r}"
-            )
-        if not 0.0 <= warmup_fraction < 1.0:
-            raise ValueError(
-                f"warmup_fraction must lie in [0, 1) (0.1: the first 10 % of max_epochs), "
-                f"got {warmup_fraction!r}"
-            )
-        if warmup_epochs and warmup_fraction:
-            raise ValueError(
-                f"give warmup_epochs ({warmup_epochs}) or warmup_fraction ({warmup_fraction}), "
-                "not both: set the other to 0"
-            )
-        if calibration not in CALIBRATIONS:
-            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
-        if dequantize not in DEQUANTIZE:
-            raise ValueError(f"dequantize must be one of {DEQUANTIZE}, got {dequantize!r}")
         self.save_hyperparameters()
         # LightningCLI hands save_hyperparameters the config's values ("auto" included)
         self.hparams.update({k: resolved[k] for k in AUTO_MODEL_KEYS})
-        self.inputs = _tabular_input(
+        self.inputs = tabular_input(
             in_features,
             self.feature_names,
             categories or {},
@@ -253,28 +156,10 @@ class SoftRegressor(pl.LightningModule):
             numeric_embedding,
             numeric_bins,
         )
-        # Manual optimisation: one Lightning step can carry several batches (see
-        # ArrayDataModule.batches_per_step), each with its own optimiser step.
-        self.automatic_optimization = False
+        self.automatic_optimization = False  # a Lightning step: several optimiser steps
         base = get_family(family, **(family_options or {}))
         self.family: Family = base if ensemble_size == 1 else Mixture(base, ensemble_size)
-        if dequantize == "always" and (self.family.discrete or not self.family.probabilistic):
-            raise ValueError(
-                f"dequantize='always' spreads a rounded continuous target over its rounding "
-                f"interval, and family {family!r} is {_kind(self.family)}: use 'auto' or 'never'"
-            )
-        if exposure_column is not None and not base.takes_exposure:
-            takes = ", ".join(n for n in list_families() if get_family(n).takes_exposure)
-            raise ValueError(
-                f"family {family!r} has no mean that an exposure multiplies, so it takes no "
-                f"exposure_column ({exposure_column!r}): choose one of {takes}, or train "
-                "without the exposure"
-            )
-        if calibration != "none" and not self.family.probabilistic:
-            raise ValueError(
-                f"calibration={calibration!r} needs intervals, and family {family!r} is a point "
-                "predictor: use calibration='none', or a probabilistic family"
-            )
+        check_family_options(self.family, family, dequantize, exposure_column, calibration)
         self.body = MLP(
             self.inputs.out_features,
             hidden,
@@ -306,6 +191,7 @@ class SoftRegressor(pl.LightningModule):
         self.register_buffer("scaling_fitted", torch.tensor(False))
         self.example_input_array = torch.zeros(2, in_features + bool(exposure_column))
         self.register_load_state_dict_pre_hook(upgrade_state_dict)
+        self.register_load_state_dict_post_hook(_loaded)
         self.train_loss = MeanMetric()
         self.eval_metrics = nn.ModuleDict(
             {"val": self._make_metrics(every_epoch=True), "test": self._make_metrics()}
@@ -323,13 +209,7 @@ class SoftRegressor(pl.LightningModule):
     def scaled_params(self, x: Tensor) -> Params:
         """The family's parameters for standardised features and the scaled target (with
         an exposure, the last column of ``x``: the mean multiplied by it)."""
-        exposed = self.hparams.get("exposure_column")
-        if x.shape[-1] != self.in_features + bool(exposed):
-            last = f" and the exposure {exposed!r} last" if exposed else ""
-            raise ValueError(
-                f"expected {self.in_features} features per row ({', '.join(self.feature_names)})"
-                f"{last}, got {x.shape[-1]}"
-            )
+        check_width(x, self.in_features, self.hparams.get("exposure_column"), self.feature_names)
         features, exposure = self.split_exposure(x)
         return self.exposed(self.heads(self.body(self.inputs(features))), exposure)
 
@@ -386,12 +266,8 @@ class SoftRegressor(pl.LightningModule):
     @torch.no_grad()
     def predict_params(self, x: Tensor, batch_size: int = 4096) -> Params:
         """The parameters (``forward``: calibrated, if the model is) of many rows,
-        ``batch_size`` rows at a time, without gradients.
-
-        Example::
-
-            loc, scale = model.eval().predict_params(features)
-        """
+        ``batch_size`` rows at a time, without gradients: ``loc, scale =
+        model.eval().predict_params(x)``."""
         return self._in_chunks(self, x, batch_size)
 
     def _in_chunks(self, compute: Any, x: Tensor, rows: int = 4096) -> Params:
@@ -420,16 +296,6 @@ class SoftRegressor(pl.LightningModule):
     def numeric_names(self) -> list[str]:
         return self.feature_names[: self.inputs.n_numeric]
 
-    @property
-    def x_shift(self) -> Tensor:
-        """Means of the numeric features (training split)."""
-        return self.inputs.shift
-
-    @property
-    def x_scale(self) -> Tensor:
-        """Standard deviations of the numeric features (training split)."""
-        return self.inputs.scale
-
     # ---- scaling, fitted on the training split ---------------------------------------
     @torch.no_grad()
     def fit_scaling(self, x: Tensor, y: Tensor, rows: Tensor | None = None) -> None:
@@ -447,34 +313,27 @@ class SoftRegressor(pl.LightningModule):
 
     def _fit_target(self, y: Tensor) -> None:
         """Target scaling, the heads' start at the marginal fit, the dequantization step."""
-        y64 = y.double()
-        shift, scale = self.family.fit_target_scaling(y64)
-        self.y_shift.fill_(shift)
-        self.y_scale.fill_(scale)
         hp = self.hparams
-        initial = initial_values(
-            self.family, (y64 - shift) / scale, y64, float(hp.floor), hp.target_name
+        fitted = fit_target(
+            self.family, y, float(hp.floor), hp.target_name, hp.get("dequantize", "never")
         )
-        self.heads.set_initial_values(initial)
-        self.marginal.copy_(torch.tensor([initial.get(n, math.nan) for n in self.param_names]))
-        step = dequantization_step(self.family, hp.get("dequantize", "never"), y64)
-        self.target_resolution.fill_(step / scale)
-        self._dequantizing = bool(self.target_resolution > 0)
+        self.y_shift.fill_(fitted.shift)
+        self.y_scale.fill_(fitted.scale)
+        self.heads.set_initial_values(fitted.initial)
+        start = [fitted.initial.get(n, math.nan) for n in self.param_names]
+        self.marginal.copy_(torch.tensor(start))
+        self.target_resolution.fill_(fitted.resolution)
+        self._dequantizing = fitted.resolution > 0
         self.scaling_fitted.fill_(True)
 
     def _datamodule(self) -> ModelData | None:
-        """The softzoo data module of the Trainer this model is attached to, or None."""
         trainer = attached_trainer(self)
         return None if trainer is None else model_data(getattr(trainer, "datamodule", None))
 
     def setup(self, stage: str) -> None:
         trainer = attached_trainer(self)
-        if trainer is not None and str(trainer.precision).startswith("64"):
-            raise ValueError(
-                f"precision {self.trainer.precision!r} is not supported: softzoo trains, "
-                "tests and exports in float32 (its heads are float32 by design); use "
-                "32-true, or bf16-mixed / 16-mixed"
-            )
+        if trainer is not None:
+            check_precision(trainer.precision)
         if stage == "fit" and trainer is not None:
             craft.check_warmup(self.family, self.warmup_length, trainer.max_epochs)
         datamodule = self._datamodule()
@@ -485,33 +344,8 @@ class SoftRegressor(pl.LightningModule):
                     "or call model.fit_scaling(x_train, y_train) before training"
                 )
             return
-        if datamodule.n_features != self.in_features:
-            raise ValueError(
-                f"the model expects {self.in_features} features, the data has "
-                f"{datamodule.n_features} ({', '.join(datamodule.feature_names)})"
-            )
-        self._check_encoding(datamodule)
-        given = getattr(datamodule, "exposure_column", None)
-        if given != self.hparams.get("exposure_column"):
-            raise ValueError(
-                f"the model was built with exposure_column={self.hparams.get('exposure_column')!r}"
-                f" and the data module has exposure_column={given!r}: give both the same"
-            )
-        if self.calibration_method and datamodule.sharded:
-            raise ValueError(
-                "calibration='conformal' fits one map on the whole validation split, and with "
-                "shard_row_groups each process holds only its share of it: use "
-                "calibration='none' (or train without shard_row_groups)"
-            )
-        if stage == "fit" and self.calibration_method and not len(datamodule.split_indices["val"]):
-            raise ValueError(
-                "calibration='conformal' fits its map on the validation split, and it is "
-                "empty: set --data.val_fraction > 0 (or give val rows), or calibration='none'"
-            )
-        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ())
-        for split in splits:
-            target, rows = datamodule.split_target(split), datamodule.file_rows(split)
-            self.family.check_support(target, f"{split} target", rows)
+        calibrated = self.calibration_method is not None
+        check_data_module(datamodule, stage, self.family, self.hparams, calibrated)
         if stage == "fit" and not bool(self.scaling_fitted):
             self._fit_scaling_on(datamodule)
         if stage == "fit":  # each member of an ensemble draws its own shuffle of the rows
@@ -526,52 +360,16 @@ class SoftRegressor(pl.LightningModule):
             rows = torch.as_tensor(datamodule.split_indices["train"])
             self.fit_scaling(datamodule.features_tensor, datamodule.target_tensor, rows)
             return
-        if self.hparams.get("numeric_embedding") == "piecewise_linear":
-            raise ValueError(
-                "numeric_embedding='piecewise_linear' (the default recipe's) takes its bins "
-                "from quantiles of the whole training split, and with shard_row_groups each "
-                "process holds only its share of it: set --model.numeric_embedding periodic "
-                "or none (or train without shard_row_groups)"
-            )
         self.family.check_support(statistics.target, "training target")
         self.inputs.set_statistics(statistics.fill, statistics.shift, statistics.scale)
         self._fit_target(statistics.target)
 
-    def _check_encoding(self, datamodule: ModelData) -> None:
-        """The data module must encode categories as this model was built for: another
-        vocabulary would silently map codes to other categories."""
-        data_categories = datamodule.categories
-        if data_categories and data_categories != self.categories:
-            raise ValueError(
-                "the data module's category vocabularies differ from the model's (another "
-                "training split?): give the data the model was trained on, or build the data "
-                "module with vocabularies=model.categories"
-            )
-
     # ---- training and evaluation -------------------------------------------------------
     def _make_metrics(self, every_epoch: bool = False) -> nn.ModuleDict:
-        """The evaluation metrics; ``every_epoch`` (validation) leaves out CRPS and the
-        interval metrics of an ensemble whose family's CDF is a series (Tweedie): each
-        needs thousands of CDF evaluations per row, seconds per epoch."""
         weighted = self.hparams.get("weight_column") is not None
-        metrics: dict[str, Metric] = {
-            "loss": MeanMetric(),
-            "rmse": WeightedError(squared=True) if weighted else MeanSquaredError(squared=False),
-            "mae": WeightedError(squared=False) if weighted else MeanAbsoluteError(),
-        }
-        costly = every_epoch and isinstance(self.family, Mixture) and self.family.series_cdf
-        if not costly:
-            metrics["crps"] = CRPS(self.family)
-        if self.family.probabilistic:
-            metrics["nll"] = NegativeLogLikelihood(self.family)
-        if self.family.probabilistic and not costly:
-            level = self.hparams.interval_level
-            tag = f"{round(level * 100):d}"
-            metrics |= {
-                f"picp_{tag}": IntervalCoverage(self.family, level),
-                f"width_{tag}": IntervalWidth(self.family, level),
-            }
-        return nn.ModuleDict(metrics)
+        return evaluation.make_metrics(
+            self.family, self.hparams.interval_level, weighted, every_epoch
+        )
 
     def _scaled_target(self, y: Tensor) -> Tensor:
         return (y - self.y_shift) / self.y_scale
@@ -584,18 +382,14 @@ class SoftRegressor(pl.LightningModule):
         optimizer = self.optimizers()
         scheduler = self.lr_schedulers() if self.hparams.scheduler == "cosine" else None
         backward, step = steps.step_functions(self, optimizer, self._direct_steps)
-        max_steps, epoch, clip = (
-            self.trainer.max_steps,
-            self.current_epoch,
-            self.hparams.gradient_clip_val,
-        )
+        max_steps, epoch = self.trainer.max_steps, self.current_epoch
+        clip = self.hparams.gradient_clip_val
         losses, rows = [], []
         for x, y, *weight in batch if isinstance(batch[0], (list, tuple)) else [batch]:
             if 0 <= max_steps <= self.trainer.global_step:
                 break
-            target = self._scaled_target(y)  # (members, batch) under member shuffles
-            target = target.T if y.dim() == 2 else target
-            weight = (weight[0].T if y.dim() == 2 else weight[0]) if weight else None
+            # under member shuffles y and weight are (members, batch): one shuffle each
+            target, weight = craft.per_row(self._scaled_target(y), weight[0] if weight else None)
             loss = self.training_loss(x, target, epoch, weight).mean()
             optimizer.zero_grad(set_to_none=True)
             backward(loss)
@@ -610,8 +404,7 @@ class SoftRegressor(pl.LightningModule):
         if rows:
             # one metric update per Lightning step: torchmetrics' update costs a tenth of a
             # step; logged as the members' mean loss, as val_loss is
-            weights = torch.tensor(rows, dtype=losses[0].dtype, device=losses[0].device)
-            mean = (torch.stack(losses) @ weights) / (sum(rows) * self.hparams.ensemble_size)
+            mean = craft.group_loss(losses, rows, self.hparams.ensemble_size, epoch)
             self.train_loss.update(mean, weight=sum(rows))
 
     def on_train_start(self) -> None:
@@ -627,16 +420,6 @@ class SoftRegressor(pl.LightningModule):
 
     def on_train_end(self) -> None:
         self._compiled = {}  # compiled functions do not pickle or deep-copy
-
-    def transfer_batch_to_device(
-        self, batch: Any, device: torch.device, dataloader_idx: int
-    ) -> Any:
-        """softzoo's batches moved tensor by tensor (:func:`softzoo.models.steps.move_batch`);
-        anything else goes to Lightning's."""
-        moved = steps.move_batch(batch, device)
-        if moved is None:
-            return super().transfer_batch_to_device(batch, device, dataloader_idx)
-        return moved
 
     # ---- training craft: mean warm-up, faithful training --------------------------------
     @property
@@ -655,27 +438,26 @@ class SoftRegressor(pl.LightningModule):
         self, x: Tensor, target: Tensor, epoch: int, weight: Tensor | None = None
     ) -> Tensor:
         """The per-row loss the optimiser minimises at ``epoch`` (target in scaled units,
-        dequantized where ``target_resolution`` > 0): the family's loss; during the mean
-        warm-up, that loss with the parameters that do
-        not carry the mean held at the marginal fit; with ``faithful``, that held loss for
-        the mean and body plus the family's loss for the other heads on detached features
-        and a detached mean. For an independent ensemble, the sum of its members' losses:
-        each member gets the gradient it would get alone, so that Adam's (coupled) weight
-        decay and its eps weigh on it as on a single model (under the members' mean,
-        weight decay weighed N times as much on each member). For the TabM types
-        ("batch", "mini"), the mean of the members' losses, as TabM trains: most weights
-        are shared, and each gets the members' average gradient. With ``weight`` (a
-        weight column), each row's loss is weighted so that the batch mean is
-        Σ wᵢ·lossᵢ / Σ wᵢ."""
-        return craft.training_loss(self, x, target, self.warming_up(epoch), weight)
+        dequantized where ``target_resolution`` > 0): the family's loss, under the mean
+        warm-up or faithful training as :func:`~softzoo.models.craft.craft_loss` says,
+        weighted by the rows' ``weight`` (Σ wᵢ·lossᵢ / Σ wᵢ per batch); an ensemble's members
+        summed (independent: each gets the gradient it would get alone, so Adam's coupled
+        weight decay weighs on it as on one model) or averaged (TabM's shared weights:
+        :func:`~softzoo.models.craft.members_loss`)."""
+        warming = self.warming_up(epoch)
+        if self._dequantizing:
+            target = craft.dequantized(target, self.target_resolution)
+        if warming or self.hparams.get("faithful", False):
+            craft.check_marginal(self.marginal)
+        loss = self._compiled.get("training loss", self._craft_loss)(x, target, warming, weight)
+        kind = self.hparams.get("ensemble_type", "independent")
+        return craft.members_loss(loss, self.hparams.ensemble_size, kind)
 
     def validation_loss(self, scaled: Params, target: Tensor) -> Tensor:
         """The per-row ``val_loss`` (scaled units), what early stopping and the best
         checkpoint go by: the family's loss for one model; for an ensemble, the NLL of its
-        mixture, the predictive it is used as. The members' mean loss would follow the
-        noisiest member: on UCI naval at lr 3e-3 some member's loss spikes by 2-6 nats in
-        most epochs, the 5-member mean rarely improves, and early stopping ended the
-        ensemble at epoch 84 (test NLL -5.35; -6.16 on the mixture's NLL).
+        mixture, the predictive it is used as (the members' mean loss follows the noisiest
+        member: docs/training.md, "Numeric embeddings and TabM-style ensembles").
 
         Example::
 
@@ -689,25 +471,24 @@ class SoftRegressor(pl.LightningModule):
     def _craft_loss(
         self, x: Tensor, target: Tensor, warming: bool, weight: Tensor | None = None
     ) -> Tensor:
-        return craft.craft_loss(self, x, target, warming, weight)
+        """The loss :func:`softzoo.models.craft.craft_loss` makes of this network (the
+        part ``torch.compile`` compiles)."""
+        features, exposure = self.split_exposure(x)
+        hidden = self.body(self.inputs(features))
 
-    def _held(self, params: Params) -> Params:
-        """The parameters, with those that do not carry the mean at the marginal fit."""
-        return craft.held(self.family, self.marginal, params)
+        def heads(h: Tensor) -> Params:
+            return self.exposed(self.heads(h), exposure)
+
+        faithful = bool(self.hparams.get("faithful", False))
+        return craft.craft_loss(
+            self.family, self.marginal, hidden, heads, target, warming, faithful, weight
+        )
 
     @contextlib.contextmanager
     def holding_heads(self, epoch: int) -> Iterator[None]:
         """Wrap ``optimizer.step()`` of a custom training loop in this (with
-        :meth:`training_loss`): during the warm-up the held parameters' head rows stay as
-        they are (no gradient reaches them, but weight decay would move them).
-
-        Example::
-
-            loss = model.training_loss(x, target, epoch).mean()
-            loss.backward()
-            with model.holding_heads(epoch):
-                optimizer.step()
-        """
+        :meth:`training_loss`, as ``benchmarks/uci.py`` does): during the warm-up the held
+        parameters' head rows stay as they are (weight decay would move them)."""
         with craft.holding_heads(self.family, self.heads.linear, self.warming_up(epoch)):
             yield
 
@@ -722,8 +503,8 @@ class SoftRegressor(pl.LightningModule):
         metrics = self.eval_metrics[stage]
         # validation sees the raw model (the calibration map is fitted on it), test the
         # calibrated one, as deployed
-        scaled = self._compiled.get("evaluation", self.scaled_params)(x)
-        self._update_metrics(metrics, scaled, y, stage == "test", weight[0] if weight else None)
+        forward = self._compiled.get("evaluation", self.scaled_params)
+        self._update_metrics(metrics, forward(x), y, stage == "test", *weight)
         self.log_dict(
             {f"{stage}_{name}": metric for name, metric in metrics.items()},
             on_step=False,
@@ -733,13 +514,7 @@ class SoftRegressor(pl.LightningModule):
         )
 
     def on_test_start(self) -> None:
-        self._set_interval_level(self.eval_metrics["test"], self.effective_level)
-
-    @staticmethod
-    def _set_interval_level(metrics: nn.ModuleDict, level: float) -> None:
-        for metric in metrics.values():
-            if hasattr(metric, "level"):
-                metric.level = level
+        evaluation.set_level(self.eval_metrics["test"], self.effective_level)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate("val", batch)
@@ -749,20 +524,25 @@ class SoftRegressor(pl.LightningModule):
 
     @torch.no_grad()
     def evaluate(
-        self, x: Tensor, y: Tensor, batch_size: int = 4096, weight: Tensor | None = None
+        self,
+        x: Tensor,
+        y: Tensor,
+        batch_size: int = 4096,
+        weight: Tensor | None = None,
+        calibrated: bool = True,
     ) -> dict[str, float]:
         """The test metrics (NLL, RMSE, MAE, CRPS, PICP and width, loss) of (x, y), computed
-        exactly as ``trainer.test`` logs them (calibrated, if the model is; weighted means
-        with ``weight``); keys without the ``test_`` prefix."""
+        exactly as ``trainer.test`` logs them (weighted means with ``weight``; ``calibrated``
+        False: before the calibration map, as validation logs them); keys without the
+        ``test_`` prefix."""
         self.family.check_support(y, "target")
         metrics = self._make_metrics().to(self.device)
-        self._set_interval_level(metrics, self.effective_level)
+        evaluation.set_level(metrics, self.effective_level)
         for start in range(0, len(y), batch_size):
             part = slice(start, start + batch_size)
+            given = () if weight is None else (weight[part],)
             scaled = self.scaled_params(x[part])
-            self._update_metrics(
-                metrics, scaled, y[part], True, None if weight is None else weight[part]
-            )
+            self._update_metrics(metrics, scaled, y[part], calibrated, *given)
         return {name: float(metric.compute()) for name, metric in metrics.items()}
 
     def _update_metrics(
@@ -776,46 +556,16 @@ class SoftRegressor(pl.LightningModule):
         params = self.family.unscale(scaled, self.y_shift, self.y_scale)
         params = self._calibrate(params) if calibrated else params
         loss = self.validation_loss(scaled, self._scaled_target(y))
-        if weight is None:
-            metrics["loss"].update(loss.mean(), weight=len(y))
-        else:
-            total = weight.sum()
-            metrics["loss"].update((loss * weight).sum() / total.clamp_min(1e-30), weight=total)
-        mean = self.family.mean(params)
-        for name, metric in metrics.items():
-            if name == "loss":
-                continue
-            given = (mean, y) if name in ("rmse", "mae") else (params, y)
-            if weight is None:
-                metric.update(*given)
-            else:
-                metric.update(*given, weight=weight)
+        evaluation.update_metrics(metrics, self.family, params, loss, y, weight)
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
         """Parameters (an ensemble's per member, as ``member_<name>``), mean, median (for
         continuous probabilistic families), an ensemble's variance, P(y = 0) (``prob_zero``,
         for the families with a point mass at 0) and, for probabilistic
         families, the central interval; the target too when the batch has one."""
-        params = self(batch[0])
-        mixture = isinstance(self.family, Mixture)
-        # an ensemble's member parameters (batch, members) are "member_<name>", as in its
-        # ONNX graph: the negative binomial's "mean" parameter then keeps its columns
-        names = [f"member_{n}" if mixture else n for n in self.param_names]
-        out = dict(zip(names, params, strict=True))
-        out["mean"] = self.family.mean(params)
-        if self.family.probabilistic and not self.family.discrete:
-            # beside the mean: a heavy right tail (a log-normal with a large sigma) puts
-            # the mean far above where most of the mass is
-            out["median"] = self.family.quantile(params, 0.5)
-        if mixture:
-            out["variance"] = self.family.variance(params)
-        if self.family.zero_mass:
-            out["prob_zero"] = self.family.prob_zero(params)
-        if self.family.probabilistic:
-            tag = f"{round(self.hparams.interval_level * 100):d}"
-            out[f"lower_{tag}"], out[f"upper_{tag}"] = self.family.interval(
-                params, self.effective_level
-            )
+        out = evaluation.prediction_columns(
+            self.family, self(batch[0]), self.hparams.interval_level, self.effective_level
+        )
         if len(batch) > 1:
             out["target"] = batch[1]
         return out
@@ -825,7 +575,6 @@ class SoftRegressor(pl.LightningModule):
         ``training_step`` steps itself: per optimiser step (cosine) or per epoch on
         ``val_loss`` (plateau)."""
         hp = self.hparams
-        params = list(self.parameters())
         # Lightning's mixed-precision plugin refuses to clip a fused optimiser's gradients
         # (it unscales them inside its step): clipping under AMP takes the plain kernel
         clips_under_amp = (
@@ -833,56 +582,14 @@ class SoftRegressor(pl.LightningModule):
             and attached_trainer(self) is not None
             and isinstance(self.trainer.precision_plugin, MixedPrecision)
         )
-        fused = all(p.device.type in ("cpu", "cuda") for p in params) and not clips_under_amp
-        optimizer = _OPTIMIZERS[hp.optimizer](
-            params, lr=hp.lr, weight_decay=hp.weight_decay, fused=fused
+        optimizer = steps.make_optimizer(
+            hp.optimizer, list(self.parameters()), hp.lr, hp.weight_decay, not clips_under_amp
         )
         if hp.scheduler in (None, "none"):
             return optimizer
-        if hp.scheduler == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, factor=0.5, patience=5
-            )
-        else:
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=self._total_optimizer_steps()
-            )
-        return [optimizer], [scheduler]
-
-    def _total_optimizer_steps(self) -> int:
-        trainer = self.trainer
-        lightning_steps = max(1, int(trainer.estimated_stepping_batches))
-        loader = trainer.train_dataloader
-        per_step = getattr(loader, "batches_per_step", 1)
-        if per_step == 1 or trainer.max_epochs in (None, -1):
-            return lightning_steps
-        steps = trainer.max_epochs * loader.num_batches
-        return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
+        return [optimizer], [steps.make_scheduler(hp.scheduler, optimizer, self.trainer)]
 
 
-def _tabular_input(
-    in_features: int,
-    feature_names: list[str],
-    categories: dict[str, list[str]],
-    indicators: Sequence[str],
-    members: int,
-    numeric_embedding: str,
-    n_bins: int,
-) -> TabularInput:
-    n_numeric = in_features - len(categories)
-    if list(categories) != feature_names[n_numeric:]:
-        raise ValueError(
-            f"the categorical columns {list(categories)} must be the last of feature_names "
-            f"({feature_names}), in the same order"
-        )
-    numeric = feature_names[:n_numeric]
-    unknown = [c for c in indicators if c not in numeric]
-    if unknown:
-        raise ValueError(f"missing_indicators {unknown} are not numeric features ({numeric})")
-    sizes = [len(vocabulary) for vocabulary in categories.values()]
-    positions = [numeric.index(c) for c in indicators]
-    return TabularInput(n_numeric, sizes, positions, members, numeric_embedding, n_bins)
-
-
-def _kind(family: Family) -> str:
-    return "discrete" if family.discrete else "a point predictor"
+def _loaded(module: SoftRegressor, incompatible: Any) -> None:
+    """After a state dict is loaded: dequantize where the loaded resolution says so."""
+    module._dequantizing = bool(module.target_resolution > 0)

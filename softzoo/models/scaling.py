@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
@@ -20,10 +21,31 @@ from torch import Tensor
 
 from softzoo.families import Family
 
-__all__ = ["DEQUANTIZE", "dequantization_step", "initial_values"]
+__all__ = ["DEQUANTIZE", "TargetFit", "dequantization_step", "fit_target", "initial_values"]
 
 #: When training targets are dequantized (see ``SoftRegressor``'s ``dequantize``).
 DEQUANTIZE = ("auto", "always", "never")
+
+
+@dataclass(frozen=True)
+class TargetFit:
+    """What the model takes from its training target: the target's scaling (``shift``,
+    ``scale``), each head's start (``initial``, scaled units) and the rounding step to
+    dequantize by (``resolution``, scaled units; 0: none)."""
+
+    shift: float
+    scale: float
+    initial: dict[str, float]
+    resolution: float
+
+
+def fit_target(family: Family, y: Tensor, floor: float, name: str, dequantize: str) -> TargetFit:
+    """The :class:`TargetFit` of the training target ``y`` (named ``name``, for messages)."""
+    y64 = y.double()
+    shift, scale = family.fit_target_scaling(y64)
+    initial = initial_values(family, (y64 - shift) / scale, y64, floor, name)
+    step = dequantization_step(family, dequantize, y64)
+    return TargetFit(float(shift), float(scale), initial, step / float(scale))
 
 
 def dequantization_step(family: Family, mode: str, y: Tensor) -> float:
@@ -31,8 +53,9 @@ def dequantization_step(family: Family, mode: str, y: Tensor) -> float:
     gap between its distinct values), or 0 where it is not dequantised: ``never``; a
     discrete or point family; under ``auto``, a target with more than sqrt(rows)
     distinct values (then every value has few rows, and no region of inputs can pin
-    sigma to one value). Under ``always`` every continuous target is."""
-    if mode == "never" or family.discrete or not family.probabilistic:
+    sigma to one value). Under ``always`` every continuous target is. A family with a
+    point mass at 0 never is: its zeros are exact, and noise would move them below 0."""
+    if mode == "never" or family.discrete or not family.probabilistic or family.zero_mass:
         return 0.0
     values = torch.unique(y)
     if len(values) < 2 or (mode == "auto" and len(values) > math.sqrt(len(y))):

@@ -1,5 +1,6 @@
 """How fitting runs fast: the optimiser step without Lightning's hooks where none is in
-use, batches moved tensor by tensor, and ``torch.compile`` with an eager fallback. The
+use, and ``torch.compile`` with an eager fallback (batches are moved tensor by tensor by
+the data module: :func:`softzoo.data.loader.move_batch`). The
 private Lightning calls this needs are in :mod:`softzoo._lightning`."""
 
 from __future__ import annotations
@@ -14,7 +15,18 @@ from torch import Tensor
 
 from softzoo._lightning import step_counted
 
-__all__ = ["CompiledOrEager", "direct_steps_possible", "move_batch", "step_functions"]
+__all__ = [
+    "OPTIMIZERS",
+    "CompiledOrEager",
+    "direct_steps_possible",
+    "make_optimizer",
+    "make_scheduler",
+    "step_functions",
+    "total_optimizer_steps",
+]
+
+#: The optimisers a model takes, by name (each with its fused kernel on CPU and CUDA).
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
 #: The hooks Lightning runs around a manual backward pass and optimiser step.
 _STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
@@ -55,24 +67,35 @@ def step_functions(
     return Tensor.backward, lambda: step_counted(optimizer, inner.step)
 
 
-def _is_pair(batch: Any) -> bool:
-    return (
-        isinstance(batch, (list, tuple))
-        and len(batch) == 2
-        and all(isinstance(t, Tensor) for t in batch)
-    )
+def make_optimizer(
+    name: str, params: list[Tensor], lr: float, weight_decay: float, fused: bool
+) -> torch.optim.Optimizer:
+    """The optimiser ``name`` over ``params``; ``fused``: its fused kernel (the
+    single-tensor Adam costs a third of a step on small MLPs), where every parameter is on
+    the CPU or a CUDA device."""
+    fused = fused and all(p.device.type in ("cpu", "cuda") for p in params)
+    return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
-def move_batch(batch: Any, device: torch.device) -> Any | None:
-    """softzoo's batches, ``(x, y)`` or a list of them, moved tensor by tensor (as
-    Lightning would, non-blocking off the CPU): Lightning's generic walk over collections
-    cost a tenth of a small training step on CPU. None for any other batch."""
-    options = {} if device.type in ("cpu", "mps") else {"non_blocking": True}
-    if _is_pair(batch):
-        return tuple(t.to(device, **options) for t in batch)
-    if isinstance(batch, list) and batch and all(_is_pair(b) for b in batch):
-        return [tuple(t.to(device, **options) for t in b) for b in batch]
-    return None
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, trainer: pl.Trainer) -> Any:
+    """The learning-rate schedule ``name``: "cosine" to 0 over the run's optimiser steps
+    (stepped per step), or "plateau" (halved after 5 epochs without a better val_loss)."""
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=5)
+    total = total_optimizer_steps(trainer)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+
+
+def total_optimizer_steps(trainer: pl.Trainer) -> int:
+    """The optimiser steps of a whole run (one per batch; a Lightning step may carry
+    several batches: ``batches_per_step``), which the cosine schedule spans."""
+    lightning_steps = max(1, int(trainer.estimated_stepping_batches))
+    loader = trainer.train_dataloader
+    per_step = getattr(loader, "batches_per_step", 1)
+    if per_step == 1 or trainer.max_epochs in (None, -1):
+        return lightning_steps
+    steps = trainer.max_epochs * loader.num_batches
+    return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
 
 class CompiledOrEager:

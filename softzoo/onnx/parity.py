@@ -319,8 +319,8 @@ def _bin_edge_rows(module: nn.Module, shift: np.ndarray) -> list[np.ndarray]:
 def _numeric_rows(module: nn.Module, n_random: int, rng: np.random.Generator) -> np.ndarray:
     """Raw numeric rows: random around the training distribution, adversarial, NaN."""
     d = module.inputs.n_numeric
-    shift = module.x_shift.detach().double().numpy()
-    scale = module.x_scale.detach().double().numpy()
+    shift = module.inputs.shift.detach().double().numpy()
+    scale = module.inputs.scale.detach().double().numpy()
     standardised = [
         rng.standard_normal((n_random, d)) * rng.choice([0.5, 1, 3], size=(n_random, 1))
     ]

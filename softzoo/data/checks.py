@@ -1,0 +1,117 @@
+"""Checks of a table, each one clear error naming the column (and for values the count
+and the first row): a column that is not there, values that are not finite in float32
+(the dtype softzoo trains and predicts in), missing cells under ``missing='error'``, and
+each row's exposure and weight.
+
+Example:
+    >>> check_finite(np.array([1.0, np.inf]), ["a"], "feature")
+    Traceback (most recent call last):
+    ...
+    ValueError: feature 'a' has 1 infinite value(s) (first at row 1, value inf): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from softzoo._names import did_you_mean
+
+__all__ = [
+    "FLOAT32_MAX",
+    "check_finite",
+    "check_row_values",
+    "missing_message",
+    "require_columns",
+]
+
+#: The largest finite float32: softzoo trains and predicts in float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_finite(
+    values: np.ndarray,
+    names: Sequence[str],
+    what: str,
+    allow_nan: bool = False,
+    offset: int = 0,
+) -> None:
+    """Raise ``ValueError`` naming the first column that is not finite in float32 (the
+    dtype softzoo trains and predicts in): NaN (unless ``allow_nan``: a missing cell the
+    model imputes), inf, or a number beyond float32's range (1e300 is finite in float64
+    and inf after the cast). Its count and first row too (``offset``: the row number of
+    ``values[0]``, for a part of a table). Checked a column at a time, so a large table
+    is never copied whole."""
+    values = np.asarray(values)
+    matrix = values.reshape(len(values), 1) if values.ndim == 1 else values
+    for column in range(matrix.shape[1]):
+        wide = matrix[:, column].astype(np.float64)
+        bad = np.isinf(wide) | (np.abs(wide) > FLOAT32_MAX)
+        if not allow_nan:
+            bad |= np.isnan(wide)
+        if bad.any():
+            raise ValueError(_not_finite_message(wide, bad, names[column], what, offset))
+
+
+def _not_finite_message(
+    wide: np.ndarray, bad: np.ndarray, name: str, what: str, offset: int
+) -> str:
+    value = float(wide[np.flatnonzero(bad)[0]])
+    kind = np.isnan if np.isnan(value) else np.isinf if np.isinf(value) else np.isfinite
+    rows = np.flatnonzero(bad & kind(wide))
+    first = offset + rows[0]
+    if np.isnan(value):
+        return missing_message(what, name, rows.size, first)
+    if np.isinf(value):
+        return (
+            f"{what} {name!r} has {rows.size} infinite value(s) (first at row {first}, value "
+            f"{value}): softzoo never fills or clips them; clean the data"
+        )
+    return (
+        f"{what} {name!r} has {rows.size} value(s) too large for float32 (first at row {first}, "
+        f"value {value:g}; float32 holds magnitudes up to {FLOAT32_MAX:.3g}): rescale the "
+        "column (e.g. divide it by a power of ten) before training"
+    )
+
+
+def missing_message(what: str, name: str, count: int, first: int) -> str:
+    """The error for missing cells under ``missing='error'``."""
+    return (
+        f"{what} {name!r} has {count} missing value(s) (first at row {first}) and "
+        "missing='error': fill or drop them, or use missing='impute'"
+    )
+
+
+def check_row_values(
+    values: np.ndarray, role: str, column: str, source: str, rows: np.ndarray | None = None
+) -> None:
+    """Raise ``ValueError`` naming the rows where an exposure is missing or not > 0, or a
+    weight missing, negative or not finite (``rows``: each value's 0-based row in the file)."""
+    finite = np.isfinite(values) & (np.abs(values) <= FLOAT32_MAX)
+    bad = ~finite | ((values <= 0) if role == "exposure" else (values < 0))
+    if not bad.any():
+        return
+    where = np.flatnonzero(bad)
+    first = int(where[0] if rows is None else rows[where[0]])
+    if role == "exposure":
+        rule, meaning = "> 0", "an exposure > 0 (the time, area or size it was observed over)"
+    else:
+        rule, meaning = ">= 0", "a weight >= 0"
+    raise ValueError(
+        f"{role} column {column!r} of {source} has {where.size} value(s) that are missing "
+        f"or not {rule} (first: {float(values[where[0]])!r} at row {first + 1} after the header); "
+        f"every row needs {meaning}: fix or drop those rows"
+    )
+
+
+def require_columns(frame: pd.DataFrame, names: list[str], role: str, source: str) -> None:
+    """Refuse a frame that lacks one of the columns ``names`` (of this ``role``)."""
+    columns = [str(c) for c in frame.columns]
+    for name in names:
+        if name not in frame.columns:
+            raise ValueError(
+                f"{role} column {name!r} not found in {source}.{did_you_mean(name, columns)} "
+                f"Its columns are: {', '.join(columns)}"
+            )
