@@ -9,7 +9,13 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["WriteError", "atomic_write", "check_not_input", "check_writable"]
+__all__ = [
+    "WriteError",
+    "atomic_write",
+    "check_folder_writable",
+    "check_not_input",
+    "check_writable",
+]
 
 #: errno values that mean "the device cannot take more bytes".
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -36,6 +42,26 @@ def check_writable(path: str | Path) -> Path:
     if path.is_dir():
         raise ValueError(f"cannot write {str(path)!r}: it is a directory; give a file name")
     return path
+
+
+def check_folder_writable(folder: str | Path, what: str) -> None:
+    """Raise ``ValueError`` unless ``folder`` (where a run writes its ``what``) can be
+    written, or made: its nearest existing ancestor is a folder this process may write.
+
+    Example:
+        >>> check_folder_writable("runs/new/logs", "logs")
+    """
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"the run's {what} go to {str(folder)!r}, and {str(existing)!r} cannot be written "
+            "(a read-only folder?): run from a folder you can write, or point the run's "
+            "options at one (--trainer.default_root_dir, --checkpoint.dirpath; softzoo demo: "
+            "--root)"
+        )
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from softzoo._io import check_not_input
+from softzoo._io import check_folder_writable, check_not_input
 from softzoo._state import caller_state_kept
 from softzoo.configs import with_config_files
 
@@ -135,6 +135,24 @@ def _resolve_checkpoint(trainer: Any, subcommand: str, ckpt_path: str | None) ->
             "checkpoint file, or run without --ckpt_path to start afresh"
         )
     return None if resolved is None else Path(resolved)
+
+
+def _output_folders(config: Any, subcommand: str) -> list[tuple[str, Path]]:
+    """The folders a run writes into, from its parsed config: its loggers' (the default
+    CSV and TensorBoard loggers' ``ROOT/runs``, a configured logger's ``save_dir``) and,
+    for fit, its checkpoints'."""
+    trainer = config["trainer"]
+    root = Path(trainer.get("default_root_dir") or ".")
+    logger = trainer.get("logger")
+    folders = [("logs", root / "runs")] if logger in (None, True) else []
+    for one in logger if isinstance(logger, list) else [logger]:
+        save_dir = getattr(getattr(one, "init_args", None), "save_dir", None)
+        if save_dir:
+            folders.append(("logs", Path(save_dir)))
+    if subcommand == "fit":
+        dirpath = config["checkpoint"].get("dirpath")
+        folders.append(("checkpoints", Path(dirpath) if dirpath else root))
+    return folders
 
 
 def _check_manual_optimization(trainer: Any) -> None:
@@ -267,6 +285,8 @@ def _cli_class() -> type:
             if not subcommand:
                 return
             config = self.config[subcommand]
+            for what, folder in _output_folders(config, subcommand):
+                check_folder_writable(folder, what)  # before any data is read
             if config.get("weights_only") is False:
                 raise ValueError(_WEIGHTS_ONLY_REFUSED)
             path = config.get("ckpt_path")

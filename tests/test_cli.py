@@ -186,6 +186,13 @@ def test_example_configs_parse(config: Path, capsys) -> None:
     assert printed["model"]["family"] == expected
 
 
+def test_every_family_has_a_shipped_config() -> None:
+    from softzoo.configs import list_configs
+    from softzoo.families import list_families
+
+    assert set(list_families()) <= set(list_configs())
+
+
 @pytest.mark.slow
 def test_two_process_ddp_fit_and_test(tmp_path) -> None:
     args = [
@@ -236,3 +243,34 @@ def test_default_root_dir_holds_the_whole_run(tmp_path, monkeypatch) -> None:
     assert (tmp_path / "out/runs/csv/version_0/config.yaml").is_file()
     assert (tmp_path / "out/runs/tensorboard").is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "out"]
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path):
+    """A real read-only file system (a tmpfs mounted ro); skipped where mounting is not
+    allowed (no root)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("mounting a read-only tmpfs needs root")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize(
+    "args", [["demo"], ["fit", "--config", "gaussian", "--trainer.max_epochs", "1"]]
+)
+def test_a_read_only_working_folder_is_one_line_before_any_data_is_read(
+    args: list[str], read_only_folder: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "softzoo.cli", *args],
+        cwd=read_only_folder, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "softzoo: the columns of" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1].replace(str(read_only_folder), "ro")
+    assert message in (ROOT / "docs/errors.md").read_text(), message

@@ -37,6 +37,9 @@ def test_auto_finds_the_rounding_step_of_a_coarse_target_in_scaled_units() -> No
         ({"family": "poisson"}, lambda x: torch.floor(x[:, 0])),  # a pmf on the integers
         ({"family": "positive"}, lambda x: 1 + torch.floor(x[:, 0])),  # a point predictor
         ({"family": "gamma"}, lambda x: 0.5 + torch.floor(x[:, 0])),  # would reach 0
+        # exact zeros: noise would move them below 0, where the density is 0 (a NaN loss)
+        ({"family": "tweedie"}, lambda x: torch.floor(x[:, 0])),
+        ({"family": "hurdle_lognormal"}, lambda x: torch.floor(x[:, 0])),
     ],
 )
 def test_targets_that_are_not_dequantized(options, target) -> None:
@@ -118,3 +121,6 @@ def test_bad_dequantize_settings() -> None:
         SoftRegressor(2, family="negative_binomial", dequantize="always")
     with pytest.raises(ValueError, match="family 'positive' is a point predictor"):
         SoftRegressor(2, family="positive", dequantize="always")
+    for family in ("tweedie", "hurdle_gamma", "hurdle_lognormal"):
+        with pytest.raises(ValueError, match=f"family '{family}' has a point mass at 0"):
+            SoftRegressor(2, family=family, dequantize="always")

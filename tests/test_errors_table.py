@@ -86,6 +86,12 @@ FILES = {
     ),
     "zero_w.csv": "a,w,y\n" + "".join(f"{i},0,{i % 3}\n" for i in range(30)),
     "months.csv": "a,months,y\n" + "".join(f"{i},{1 + i % 4},{i - 9}\n" for i in range(30)),
+    "text_rows.csv": "a,months,w,y\n"
+    + "".join(
+        f"{i},{'two' if i == 3 else 1 + i % 4},{'heavy' if i % 2 else 'light'},{i % 3}\n"
+        for i in range(30)
+    ),
+    "huge_w.csv": "a,w,y\n" + "".join(f"{i},{1e39 if i == 2 else 1},{i % 3}\n" for i in range(30)),
 }
 
 CLI_ROWS = {
@@ -116,6 +122,10 @@ CLI_ROWS = {
     "dequantizing a count family": _csv(
         "ids.csv", "y", "--model.family", "poisson", "--model.dequantize", "always"
     ),
+    "dequantizing a family with a point mass at 0": _csv(
+        "d.csv", "y", "--model.family", "hurdle_gamma", "--model.dequantize", "always"
+    ),
+    "a training loss that is not finite": _csv("d.csv", "y", "--model.lr", "1e12"),
     "dequantizing across 0": _csv(
         "half.csv", "y", "--model.family", "gamma", "--model.dequantize", "always"
     ),
@@ -335,6 +345,16 @@ CLI_ROWS = {
         "a",
         "--data.init_args.shard_row_groups",
         "true",
+    ),
+    "a text cell in the exposure column": _csv(
+        "text_rows.csv", "y", "--model.family", "poisson", "--data.exposure_column", "months"
+    ),
+    "a weight column of text": _csv(
+        "text_rows.csv", "y", "--data.weight_column", "w", "--data.ignore", "[months]"
+    ),
+    "a weight too large for float32": _csv("huge_w.csv", "y", "--data.weight_column", "w"),
+    "the weight column listed as a feature": _csv(
+        "huge_w.csv", "y", "--data.weight_column", "w", "--data.features", "[a, w]"
     ),
     "tweedie power outside (1, 2)": _csv(
         "d.csv", "y", "--model.family", "tweedie", "--model.family_options", "{power: 2.5}"

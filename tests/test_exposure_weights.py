@@ -166,6 +166,29 @@ def test_predict_py_reads_the_exposure_column_and_refuses_a_bad_one(claims: str,
         predictor.predict({**table, "months": [1.0, -1.0]})
 
 
+def test_weights_times_a_constant_train_the_same_model_even_near_float32s_limit(
+    claims: str, tmp_path
+) -> None:
+    """Only the ratios of weights matter: uniform weights of 3e38 (whose sum overflows
+    float32) train and test exactly as weights of 1."""
+    frame = pd.read_csv(claims)
+    results = []
+    for value in (1.0, 3e38):
+        path = tmp_path / f"w{value:g}.csv"
+        frame.assign(w=value).to_csv(path, index=False)
+        args = ["fit", "--data.path", str(path), "--data.target", "claims"]
+        args += ["--data.weight_column", "w", "--model.family", "poisson", "--model.hidden", "[8]"]
+        args += ["--trainer.max_epochs", "2", "--trainer.logger", "false", *QUIET_RUN]
+        folder = tmp_path / f"ckpt{value:g}"
+        assert main([*args, "--checkpoint.dirpath", str(folder), "--seed_everything", "0"]) == 0
+        model = load_checkpoint(folder / "best.ckpt")
+        data = TabularDataModule(path=str(path), target="claims", weight_column="w")
+        x, y = data.tensors("test")
+        results.append(model.evaluate(x, y, weight=data.split_weight("test")))
+    assert all(np.isfinite(v) for v in results[1].values())
+    assert results[0] == results[1]
+
+
 def test_the_estimator_takes_sample_weight_and_checks_it() -> None:
     from softzoo.sklearn import SoftzooRegressor
 

@@ -24,7 +24,7 @@ from conftest import ROOT, predict_py
 
 import softzoo
 from softzoo._io import WriteError, atomic_write
-from softzoo.cli import main
+from softzoo.cli import INTERRUPTED_STATUS, main
 from softzoo.models import SoftRegressor
 from softzoo.onnx import check_parity, export, export_certified, read_metadata
 from softzoo.runner import SIGTERM_STATUS
@@ -362,14 +362,24 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> No
 
 
 @pytest.mark.slow
-def test_sigterm_during_fit_exits_143(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("signal_number", "status", "says"),
+    [
+        (signal.SIGTERM, SIGTERM_STATUS, "stopped by SIGTERM"),
+        (signal.SIGINT, INTERRUPTED_STATUS, "softzoo fit: interrupted (Ctrl-C)"),
+    ],
+)
+def test_sigterm_exits_143_and_ctrl_c_130_with_one_line(
+    tmp_path, signal_number: int, status: int, says: str
+) -> None:
     folder = tmp_path / "ck"
     args = _fit_args(tmp_path, "--checkpoint.dirpath", str(folder), "--trainer.max_epochs", "400")
     run = _start_fit(args)
     _wait_for(folder / "last.ckpt", run)
-    run.send_signal(signal.SIGTERM)
+    run.send_signal(signal_number)
     _, err = run.communicate(timeout=120)
-    assert run.returncode == SIGTERM_STATUS and "stopped by SIGTERM" in err
+    assert run.returncode == status, err
+    assert says in err and "Traceback" not in err
 
 
 # ---- a full disk: one clear error, the old file kept ----------------------------------

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -80,7 +86,7 @@ def test_the_same_numbers_as_softzoo_fit_on_the_same_rows_and_seed(
 
     table = read_table(csv)
     train, val = table[table.split == "train"], table[table.split == "val"]
-    estimator = SoftzooRegressor(family="gamma", max_epochs=3, seed=0).fit(
+    estimator = SoftzooRegressor(family="gamma", max_epochs=3, random_state=0).fit(
         train.drop(columns=[TARGET, "split"]),
         train[TARGET],
         eval_set=(val.drop(columns=[TARGET, "split"]), val[TARGET]),
@@ -356,3 +362,224 @@ def test_scikit_learns_estimator_checks() -> None:
     from sklearn.utils.estimator_checks import check_regressors_train
 
     check_regressors_train("SoftzooRegressor", SoftzooRegressor())
+
+
+# ---- nothing changes behind the caller's back (issue 35) ----------------------------------
+def _caller_state() -> dict:
+    import os
+    import random
+    import signal
+
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state()[1].tobytes(),
+        "torch": torch.get_rng_state().numpy().tobytes(),
+        "environment": dict(os.environ),
+        "signals": [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)],
+        "warnings": list(warnings.filters),
+    }
+
+
+def test_fit_predict_save_and_load_leave_the_callers_generators_and_environment(
+    tmp_path: Path,
+) -> None:
+    X = np.random.default_rng(0).normal(size=(120, 2))
+    y = np.exp(X[:, 0])
+    before = _caller_state()
+    model = SoftzooRegressor(family="lognormal", max_epochs=2, random_state=None).fit(X, y)
+    model.predict_interval(X)
+    SoftzooRegressor.load(model.save(tmp_path / "m.ckpt")).predict(X)
+    assert _caller_state() == before
+
+
+def test_a_bootstrap_loop_around_fit_draws_a_new_resample_every_round() -> None:
+    X = np.random.default_rng(1).normal(size=(80, 2))
+    y = np.exp(X[:, 0])
+    np.random.seed(7)
+    draws = []
+    for _ in range(3):
+        rows = np.random.choice(len(X), size=len(X))
+        draws.append(tuple(rows[:10]))
+        SoftzooRegressor(family="lognormal", max_epochs=1).fit(X[rows], y[rows])
+    assert len(set(draws)) == 3
+
+
+def _run_python(code: str, tmp_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+    )  # fmt: skip
+
+
+_LONG_FIT = """
+import numpy as np
+from softzoo.sklearn import SoftzooRegressor
+X = np.random.default_rng(0).normal(size=(400, 2)); y = np.exp(X[:, 0])
+options = {"hidden": [8], "ensemble_size": 1, "numeric_embedding": "none"}
+try:
+    SoftzooRegressor(
+        family="lognormal", max_epochs=100000, early_stopping_patience=0, **options
+    ).fit(X, y)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt reached the caller")
+"""
+
+
+def _wait_for_training(process: subprocess.Popen, tmp_path: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("softzoo-fit-*/checkpoints/*.ckpt")):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "status", "output"),
+    [
+        (signal.SIGINT, 0, "KeyboardInterrupt reached the caller"),
+        (signal.SIGTERM, 143, "softzoo: the fit was stopped by SIGTERM"),
+    ],
+)
+def test_ctrl_c_is_a_keyboard_interrupt_and_sigterm_exits_143(
+    signal_number: int, status: int, output: str, tmp_path: Path
+) -> None:
+    process = _run_python(_LONG_FIT, tmp_path)
+    _wait_for_training(process, tmp_path)
+    process.send_signal(signal_number)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == status, err
+    assert output in out + err
+
+
+def test_the_estimator_takes_an_exposure_column_and_loads_a_cli_model_with_one(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "months": rng.integers(1, 13, 300)})
+    y = rng.poisson(np.exp(0.3 * frame["a"]) * frame["months"] / 12)
+    model = SoftzooRegressor(family="poisson", exposure_column="months", max_epochs=2)
+    model.fit(frame, y)
+    assert model.model_.feature_names == ["a"] and model.n_features_in_ == 2
+    doubled = frame.assign(months=2 * frame["months"])
+    np.testing.assert_allclose(model.predict(doubled), 2 * model.predict(frame), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"exposure column 'months' not found in X") as err:
+        model.predict(frame.drop(columns="months"))
+    _documented(err)
+    with pytest.raises(ValueError, match=r"exposure column 'months' of X has 1 value") as err:
+        model.predict(frame.assign(months=frame["months"].where(frame.index != 4, 0)))
+    _documented(err)
+
+    csv = tmp_path / "claims.csv"
+    frame.assign(claims=y).to_csv(csv, index=False)
+    args = ["fit", "--data.path", str(csv), "--data.target", "claims", "--model.family", "poisson"]
+    args += ["--data.exposure_column", "months", "--trainer.max_epochs", "2"]
+    args += ["--trainer.logger", "false", "--checkpoint.dirpath", str(tmp_path / "c"), *QUIET_RUN]
+    run_cli(args)
+    loaded = SoftzooRegressor.load(tmp_path / "c" / "best.ckpt")
+    assert loaded.exposure_column == "months" and loaded.columns_ == ["a", "months"]
+    np.testing.assert_allclose(loaded.predict(doubled), 2 * loaded.predict(frame), rtol=1e-5)
+
+
+def test_softzoo_test_and_predict_read_a_saved_estimator(
+    tmp_path: Path, fitted: SoftzooRegressor, penguins: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    from softzoo.cli import main
+
+    X, y = penguins
+    saved = fitted.save(tmp_path / "estimator.ckpt")
+    csv = tmp_path / "penguins.csv"
+    X.assign(body_mass_g=y).to_csv(csv, index=False)
+    data = ["--data.path", str(csv), "--data.target", TARGET, "--ckpt_path", str(saved)]
+    data += ["--trainer.logger", "false", *QUIET_RUN]
+    assert main(["test", *data]) == 0
+    assert main(["predict", *data, "--output", str(tmp_path / "p.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "p.csv")) > 0
+
+
+def test_column_names_follow_the_header_rule(penguins: tuple[pd.DataFrame, pd.Series]) -> None:
+    X, y = penguins
+    spaced = X.rename(columns={"island": " island ", "sex": "sex "})
+    model = SoftzooRegressor(family="gamma", max_epochs=1).fit(spaced, y)
+    assert "island" in model.columns_ and "sex" in model.feature_names_in_
+    np.testing.assert_array_equal(model.predict(spaced), model.predict(X))
+    twice = X.rename(columns={"island": "species"})
+    with pytest.raises(ValueError, match=r"the header of X names 'species' twice") as err:
+        SoftzooRegressor(max_epochs=1).fit(twice, y)
+    _documented(err)
+
+
+def test_an_eval_set_without_a_column_of_x_is_one_error(
+    penguins: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    X, y = penguins
+    with pytest.raises(ValueError, match=r"feature column 'sex' not found in eval_set") as err:
+        SoftzooRegressor(max_epochs=1).fit(X, y, eval_set=(X.drop(columns="sex"), y))
+    _documented(err)
+
+
+def test_bad_input_to_the_estimator_names_its_own_arguments() -> None:
+    X = np.random.default_rng(4).normal(size=(40, 2))
+    y = np.exp(X[:, 0])
+    weight = np.ones(40)
+    weight[2] = 1e39
+    with pytest.raises(ValueError, match=r"sample_weight has 1 value\(s\) too large") as err:
+        SoftzooRegressor(max_epochs=1).fit(X, y, sample_weight=weight)
+    _documented(err)
+    assert "rows.parquet" not in str(err.value) and "after the header" not in str(err.value)
+    with pytest.raises(ValueError, match=r"family 'gamma' needs y > 0, but the target y") as err:
+        SoftzooRegressor(family="gamma", max_epochs=1).fit(X, np.where(X[:, 0] > 1, -1.0, y))
+    _documented(err)
+
+
+def test_quantile_levels_that_are_not_levels_are_refused(fitted: SoftzooRegressor) -> None:
+    rows = load_frame("penguins").drop(columns=TARGET).head(3)
+    with pytest.raises(ValueError, match=r"strictly between 0 and 1, got \[nan\]") as err:
+        fitted.predict_quantiles(rows, [np.nan])
+    _documented(err)
+    with pytest.raises(ValueError, match=r"give one quantile level or a list of them") as err:
+        fitted.predict_quantiles(rows, [])
+    _documented(err)
+
+
+def test_an_edited_estimator_file_is_one_error(
+    tmp_path: Path, fitted: SoftzooRegressor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = torch.load(fitted.save(tmp_path / "model.ckpt"), weights_only=True)
+    monkeypatch.chdir(tmp_path)
+    edits = {
+        "fields are not softzoo's": lambda saved: saved.pop("columns"),
+        r"arguments disagree with its model \(family: 'lognormal' saved, 'gamma' trained\)": (
+            lambda saved: saved["params"].update(family="lognormal")
+        ),
+        "arguments are not valid": lambda saved: saved["params"].update(dropout=7.0),
+    }
+    for message, edit in edits.items():
+        edited = {**content, "softzoo_estimator": copy.deepcopy(content["softzoo_estimator"])}
+        edit(edited["softzoo_estimator"])
+        torch.save(edited, tmp_path / "edited.ckpt")
+        with pytest.raises(ValueError, match=message) as err:
+            SoftzooRegressor.load("edited.ckpt")
+        _documented(err)
+
+
+def test_scikit_learns_conventions_for_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspect
+
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    parameters = inspect.signature(SoftzooRegressor.__init__).parameters.values()
+    assert all(p.kind == p.KEYWORD_ONLY for p in parameters if p.name != "self")
+    with pytest.raises(TypeError):
+        SoftzooRegressor("gamma")
+    written = []
+    monkeypatch.setattr("tempfile.TemporaryDirectory", lambda **_: written.append(1))
+    with pytest.raises(InvalidParameterError, match="The 'dropout' parameter"):
+        SoftzooRegressor(dropout=2.0).fit(np.ones((10, 1)), np.ones(10))
+    assert written == []  # refused before any file was written
+    doc = SoftzooRegressor.__doc__
+    parameters_section = doc[doc.index("Parameters\n") : doc.index("Attributes\n")]
+    for name in SoftzooRegressor().get_params():
+        assert f"\n    {name} : " in parameters_section, name
+    attributes = doc[doc.index("Attributes\n") : doc.index("Examples\n")]
+    for name in ("model_", "columns_", "n_features_in_", "feature_names_in_", "target_name_"):
+        assert f"\n    {name} : " in attributes, name

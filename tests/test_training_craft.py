@@ -252,3 +252,19 @@ def test_validation_loss_is_the_family_loss_or_the_mixture_nll() -> None:
     assert not torch.allclose(
         ensemble.validation_loss(scaled, target), ensemble.family.loss(scaled, target)
     )
+
+
+def test_a_loss_that_is_not_finite_stops_the_run_before_a_checkpoint_holds_nan(tmp_path) -> None:
+    """lr 1e12 makes the loss NaN in the first epoch: one error, and every checkpoint on
+    disk (none, or an earlier epoch's) has finite weights."""
+    from softzoo.cli import main
+
+    rows = "a,y\n" + "".join(f"{i},{1 + i % 7}\n" for i in range(200))
+    (tmp_path / "d.csv").write_text(rows)
+    args = ["fit", "--data.path", str(tmp_path / "d.csv"), "--data.target", "y"]
+    args += ["--model.lr", "1e12", "--trainer.max_epochs", "3", "--trainer.logger", "false"]
+    args += ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    assert main([*args, "--checkpoint.dirpath", str(tmp_path / "ckpt")]) == 2
+    for checkpoint in (tmp_path / "ckpt").glob("*.ckpt"):
+        state = torch.load(checkpoint, weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())

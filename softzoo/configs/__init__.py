@@ -100,9 +100,10 @@ def config_main(argv: list[str]) -> int:
     show.add_argument("name")
     args = parser.parse_args(argv)
     if args.command == "list":
+        width = max(len(name) for name in list_configs()) + 2
         for name in list_configs():
             first = (_FOLDER / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
-            print(f"{name:<18} {first}")
+            print(f"{name:<{width}}{first}")
         return 0
     if args.name.removesuffix(".yaml") not in list_configs():
         raise ValueError(

@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -85,24 +85,48 @@ def missing_message(what: str, name: str, count: int, first: int) -> str:
 
 
 def check_row_values(
-    values: np.ndarray, role: str, column: str, source: str, rows: np.ndarray | None = None
+    values: np.ndarray,
+    role: str,
+    what: str,
+    rows: np.ndarray | None = None,
+    row_name: Callable[[int], str] | None = None,
 ) -> None:
-    """Raise ``ValueError`` naming the rows where an exposure is missing or not > 0, or a
-    weight missing, negative or not finite (``rows``: each value's 0-based row in the file)."""
-    finite = np.isfinite(values) & (np.abs(values) <= FLOAT32_MAX)
-    bad = ~finite | ((values <= 0) if role == "exposure" else (values < 0))
-    if not bad.any():
-        return
-    where = np.flatnonzero(bad)
-    first = int(where[0] if rows is None else rows[where[0]])
+    """Raise ``ValueError`` naming where an exposure is missing or not > 0, or a weight
+    missing or negative, or either too large for float32 (``what``: the values' name, e.g.
+    "weight column 'w' of 'claims.csv'"; ``rows``: each value's 0-based row in its table;
+    ``row_name``: how the message names a row; default: "row N after the header")."""
+    row_name = row_name or _after_header
+    values = np.asarray(values, dtype=np.float64)
+    huge = np.abs(values) > FLOAT32_MAX  # inf too
+    bad = np.isnan(values) | ((values <= 0) if role == "exposure" else (values < 0))
+    for wrong, kind in ((bad & ~huge, "missing or not"), (huge, "too large for")):
+        where = np.flatnonzero(wrong)
+        if not where.size:
+            continue
+        first = int(where[0] if rows is None else rows[where[0]])
+        value = f"first: {float(values[where[0]])!r} at {row_name(first)}"
+        raise ValueError(f"{what} has {where.size} value(s) {_rule(role, kind, value)}")
+
+
+def _after_header(row: int) -> str:
+    return f"row {row + 1} after the header"
+
+
+def _rule(role: str, kind: str, value: str) -> str:
+    if kind == "too large for":
+        advice = (
+            "divide the weights by a constant (only their ratios matter)"
+            if role == "weight"
+            else "give the exposure in a larger unit"
+        )
+        return f"too large for float32 ({value}; float32 holds up to {FLOAT32_MAX:.3g}): {advice}"
     if role == "exposure":
         rule, meaning = "> 0", "an exposure > 0 (the time, area or size it was observed over)"
     else:
         rule, meaning = ">= 0", "a weight >= 0"
-    raise ValueError(
-        f"{role} column {column!r} of {source} has {where.size} value(s) that are missing "
-        f"or not {rule} (first: {float(values[where[0]])!r} at row {first + 1} after the header); "
-        f"every row needs {meaning}: fix or drop those rows"
+    return (
+        f"that are missing or not {rule} ({value}); every row needs {meaning}: fix or drop "
+        "those rows"
     )
 
 

@@ -17,7 +17,7 @@ as categorical are written in their shortest form (2007, not 2007.0).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -88,18 +88,18 @@ def _not_numeric_message(column: pd.Series, bad: pd.Series, role: str, source: s
     rows = np.flatnonzero(bad.to_numpy())
     shown = ", ".join(f"{column.iloc[r]!r} (row {r})" for r in rows[:3])
     what = f"{role} column {column.name!r} in {source}"
-    if rows.size <= column.notna().sum() / 2:
+    if role != "feature":  # a target, an exposure, a weight: never a category
+        advice = f"the {role} must be a number in every row"
+    elif rows.size <= column.notna().sum() / 2:
         advice = (
             "fix those cells, or list the column in --data.categorical to use it as a "
             "category: softzoo never drops or guesses values"
         )
+    else:
+        advice = "encode it as numbers, or list the features to use with --data.features"
+    if rows.size <= column.notna().sum() / 2:
         text = f"{what} is numeric except for {rows.size} cell(s): {shown}"
     else:
-        advice = (
-            "the target must be a number in every row"
-            if role == "target"
-            else "encode it as numbers, or list the features to use with --data.features"
-        )
         text = f"{what} is not numeric (first non-numbers: {shown})"
     if _THOUSANDS.match(str(column.iloc[rows[0]]).strip()):
         advice = "it looks like numbers written with thousands separators: remove them"
@@ -288,13 +288,15 @@ def encode_features(
     missing: str = "impute",
     source: str = "the table",
     exposure_column: str | None = None,
+    row_name: Callable[[int], str] | None = None,
 ) -> np.ndarray:
     """The float32 feature matrix that a model trained with these columns reads from the
     rows of ``frame``: its numeric columns as numbers (NaN where empty), then one code per
     categorical column by the recorded dtype (``roles``; text where none is recorded):
     0 for a missing cell, 1 for a category unseen in training, 2 for the first category.
     Other columns and their order do not matter; a row's values depend on that row alone.
-    With ``exposure_column``, the row's exposure (> 0) follows as the last column.
+    With ``exposure_column``, the row's exposure (> 0) follows as the last column;
+    ``row_name`` says how an error names a row (default: "row N after the header").
 
     Example:
         >>> frame = pd.DataFrame({"colour": ["red", None], "size": [1.5, 2.0]})
@@ -315,7 +317,8 @@ def encode_features(
     if exposure_column is not None:
         require_columns(frame, [exposure_column], "exposure", source)
         exposure = numeric_values(frame, exposure_column, "exposure", source)
-        check_row_values(exposure, "exposure", exposure_column, source)
+        what = f"exposure column {exposure_column!r} of {source}"
+        check_row_values(exposure, "exposure", what, row_name=row_name)
         x = np.column_stack([x, exposure])
     return x.astype(np.float32)
 

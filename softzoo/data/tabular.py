@@ -191,7 +191,8 @@ class TabularDataModule(ArrayDataModule):
                 if column in (self.features or ()) or column in self.categorical:
                     raise ValueError(
                         f"column {column!r} is the {role} column and also listed as a "
-                        f"feature; an {role} is never a feature: remove it from the features"
+                        f"feature; the {role} column is never a feature: remove it from the "
+                        "features"
                     )
         if self.features is not None:
             features = list(self.features)
@@ -270,18 +271,21 @@ class TabularDataModule(ArrayDataModule):
         self, frame: pd.DataFrame, role: str, kept: np.ndarray, splits: dict[str, np.ndarray]
     ) -> np.ndarray | None:
         """The kept rows' exposure (every one > 0) or weight (every one >= 0, not all 0 in
-        the training split), or None where no such column is given."""
+        the training split; divided by the largest, so that no sum of them overflows
+        float32: every weighted mean is the same for weights times a constant), or None
+        where no such column is given."""
         column = self.row_columns[role]
         if column is None:
             return None
         values = numeric_values(frame, column, role, self.source)[kept]
-        check_row_values(values, role, column, self.source, np.flatnonzero(kept))
+        what = f"{role} column {column!r} of {self.source}"
+        check_row_values(values, role, what, np.flatnonzero(kept))
         if role == "weight" and len(splits["train"]) and not values[splits["train"]].any():
             raise ValueError(
                 f"weight column {column!r} is 0 for every training row of {self.source}: "
                 "nothing would be learned; check the column (weights are >= 0, most > 0)"
             )
-        return values
+        return values / values.max() if role == "weight" else values
 
     def _features(
         self,

@@ -18,6 +18,7 @@ from softzoo.families.mixture import Mixture
 from softzoo.families.negative_binomial import NegativeBinomialFamily
 from softzoo.families.poisson import PoissonFamily
 from softzoo.families.positive import PositiveFamily
+from softzoo.families.predictive import PredictiveDistribution
 from softzoo.families.registry import get_family, list_families, register_family
 from softzoo.families.student_t import StudentTFamily
 from softzoo.families.tweedie import TweedieFamily
@@ -41,6 +42,7 @@ __all__ = [
     "Params",
     "PoissonFamily",
     "PositiveFamily",
+    "PredictiveDistribution",
     "StudentTFamily",
     "TweedieFamily",
     "ZeroInflatedNegativeBinomialFamily",

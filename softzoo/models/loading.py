@@ -16,6 +16,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from softzoo.models.checkpoints import read_checkpoint
 from softzoo.models.regressor import SoftRegressor
 
@@ -42,7 +44,10 @@ def load_checkpoint(path: str | Path) -> SoftRegressor:
     content = check_checkpoint(path)
     hparams = content["hyper_parameters"]
     accepted = inspect.signature(SoftRegressor.__init__).parameters
-    model = SoftRegressor(**{k: v for k, v in hparams.items() if k in accepted})
+    # the initial weights are replaced by the checkpoint's: drawing them must not move
+    # the caller's generator
+    with torch.random.fork_rng(devices=[]):
+        model = SoftRegressor(**{k: v for k, v in hparams.items() if k in accepted})
     try:
         model.load_state_dict(content["state_dict"])
     except RuntimeError as err:

@@ -178,7 +178,7 @@ def check_family_options(
         if kind:
             raise ValueError(
                 f"dequantize='always' spreads a rounded continuous target over its rounding "
-                f"interval, and family {name!r} is {kind}: use 'auto' or 'never'"
+                f"interval, and family {name!r} {kind}: use 'auto' or 'never'"
             )
     if exposure_column is not None and not family.takes_exposure:
         takes = ", ".join(n for n in list_families() if get_family(n).takes_exposure)
@@ -197,11 +197,11 @@ def check_family_options(
 def _undequantizable(family: Family) -> str | None:
     """Why a family's targets are not spread by dequantization noise, or None."""
     if family.discrete:
-        return "discrete"
+        return "is discrete"
     if not family.probabilistic:
-        return "a point predictor"
+        return "is a point predictor"
     if family.zero_mass:
-        return "exact at its point mass at 0 (noise would move the zeros below 0)"
+        return "has a point mass at 0 (noise would move its zeros below 0)"
     return None
 
 

@@ -19,6 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from softzoo._names import unknown_name_error
 from softzoo.models import SoftRegressor, check_architecture
 from softzoo.zoo.cards import ModelCard
@@ -212,9 +214,10 @@ def get_model(
         ('gaussian', False)
     """
     entry = _entry(name)
-    module = entry.builder(**overrides)
-    if weights is None:
-        return module
+    if weights is None:  # a freshly initialised model: drawn from the caller's generator
+        return entry.builder(**overrides)
+    with torch.random.fork_rng(devices=[]):  # initial weights that the loaded ones replace
+        module = entry.builder(**overrides)
     if weights == "DEFAULT":
         load_pretrained(module, name)
     else:
