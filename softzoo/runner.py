@@ -13,18 +13,15 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import io
-import logging
 import sys
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from softzoo._io import check_folder_writable, check_not_input
+from softzoo._quiet import quiet_lightning, quiet_output
 from softzoo._state import caller_state_kept
 from softzoo.configs import with_config_files
 
@@ -225,6 +222,8 @@ def _cli_class() -> type:
         PredictionCSVWriter,
         RunConfigSaver,
         RunLock,
+        TimeBudget,
+        budget_seconds,
         check_checkpoint_folder,
         default_progress_bar,
     )
@@ -310,6 +309,7 @@ def _cli_class() -> type:
                 callbacks = [*callbacks, default_progress_bar()]
             if self.subcommand == "fit":
                 callbacks = [*callbacks, RunLock(), *self._recipe_early_stopping(callbacks)]
+                callbacks += self._time_budget(trainer_config)
                 if trainer_config.get("max_epochs") is None and trainer_config.get("max_steps") in (
                     None,
                     -1,
@@ -320,6 +320,15 @@ def _cli_class() -> type:
 
         def _recipe(self) -> Recipe:
             return default_recipe(max(int(self.datamodule.train_rows), 1))
+
+        def _time_budget(self, trainer_config: Any) -> list:
+            """The plan for ``--trainer.max_time``: the epochs that fit in it (TimeBudget);
+            the recipe's patience follows the plan unless the user set one."""
+            seconds = budget_seconds(trainer_config.get("max_time"))
+            if seconds is None:
+                return []
+            own_patience = self.config["fit"].get("early_stopping_patience") is not None
+            return [TimeBudget(seconds, recipe_patience=not own_patience)]
 
         def _recipe_early_stopping(self, callbacks: list) -> list:
             """The recipe's early stopping, unless the config has its own, the user turned it
@@ -390,87 +399,6 @@ def _cli_class() -> type:
     return SoftzooCLI
 
 
-#: Lightning notices that do not apply to softzoo runs, silenced only while one runs.
-_LIGHTNING_NOTICES = (
-    # run_cli passes args on purpose, also from scripts that have their own sys.argv.
-    "LightningCLI's args parameter is intended",
-    # softzoo logs per epoch, and its Lightning steps each carry up to BATCHES_PER_STEP (64)
-    # batches: the advice to lower log_every_n_steps for short epochs does not apply.
-    "The number of training batches .* logging interval",
-    # PredictionCSVWriter relies on the predict loader's fixed order, not on batch indices.
-    "Couldn't infer the batch indices",
-    # `test --ckpt_path` of a fit's checkpoint: its folder differs from the test run's by
-    # design; the best model path, all a test needs, is reloaded.
-    "The dirpath has changed from",
-    # test/predict of a run stopped early by the recipe: its EarlyStopping has nothing to
-    # restore when no training follows
-    "Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",
-    # torch's own deprecation inside Lightning's pytree helper, not the user's to fix
-    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-)
-
-#: Lightning's log lines that are no news to a softzoo user: an advertisement, and the
-#: loader built early for the cosine schedule's step count.
-_LIGHTNING_LOG_NOISE = ("💡 Tip:", "Loading `train_dataloader` to estimate number of stepping")
-
-
-class _DropLightningNoise(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith(_LIGHTNING_LOG_NOISE)
-
-
-@contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Silence the notices of _LIGHTNING_NOTICES and _LIGHTNING_LOG_NOISE while a run runs;
-    warnings that matter (and the caller's own filters) are untouched."""
-    noise = _DropLightningNoise()
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
-    handlers = [h for lg in loggers for h in lg.handlers]
-    with warnings.catch_warnings():
-        for message in _LIGHTNING_NOTICES:
-            warnings.filterwarnings("ignore", message=message)
-        for handler in handlers:
-            handler.addFilter(noise)
-        try:
-            yield
-        finally:
-            for handler in handlers:
-                handler.removeFilter(noise)
-
-
-@contextlib.contextmanager
-def quiet_output(quiet: bool = True) -> Iterator[None]:
-    """No roles table, Lightning notice, banner or other output of a run while ``quiet``
-    (for callers that report results themselves: the estimator, the tuner); warnings are
-    shown once the run is over (the captured stream would swallow them).
-
-    Example::
-
-        with quiet_output():
-            cli = run_cli(["fit", "--config", "run.yaml", *QUIET_RUN])
-    """
-    if not quiet:
-        yield
-        return
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
-    levels = [lg.level for lg in loggers]
-    sink = io.StringIO()
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.WARNING)
-        with (
-            warnings.catch_warnings(record=True) as caught,
-            contextlib.redirect_stderr(sink),
-            contextlib.redirect_stdout(sink),
-        ):
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-    for warning in caught:
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-
-
 #: A data source given on the command line replaces the other one a config may name: a
 #: file replaces a config's bundled data set, and a bundled data set replaces a file.
 _DATA_SOURCES = {"path": "dataset", "dataset": "path"}
@@ -517,7 +445,7 @@ def run_cli(args: list[str] | None, callbacks: Sequence[Any] = (), run: bool = T
     argv = with_config_files(_replace_config_data_source(sys.argv[1:] if args is None else args))
     command = argv[0] if argv and run else "fit"
     try:
-        with caller_state_kept(), _quiet_lightning():
+        with caller_state_kept(), quiet_lightning():
             return _cli_class()(argv, callbacks, run)
     except SIGTERMException:
         raise SIGTERMException(SIGTERM_STATUS) from None
@@ -551,7 +479,7 @@ class FitResult:
 
 
 def fit_in_process(
-    config: str | Path,
+    config: str | Path | None,
     workdir: str | Path | None = None,
     *,
     args: Sequence[str] = (),
@@ -559,13 +487,14 @@ def fit_in_process(
     progress: bool = False,
     callbacks: Sequence[Any] = (),
 ) -> FitResult:
-    """Train ``config`` (a YAML file, or a shipped config's name) with ``softzoo fit`` in
-    this process, as the estimator, the tuner, ``softzoo reproduce`` and ``softzoo demo``
-    do. ``workdir``: no logger, and the checkpoints in ``workdir/checkpoints`` (None:
-    wherever the config and ``args`` put them); ``args``: more ``softzoo fit`` options;
-    ``quiet``: print nothing (the roles table and Lightning's notices included; warnings
-    are shown once the run is over); ``progress``: show the progress bar and the model
-    summary; ``callbacks``: Trainer callbacks added to the run's own.
+    """Train ``config`` (a YAML file, or a shipped config's name; None: ``args`` alone) with
+    ``softzoo fit`` in this process, as the estimator, the tuner, ``softzoo reproduce`` and
+    ``softzoo demo`` do. ``workdir``: no logger, and the checkpoints in
+    ``workdir/checkpoints`` (None: wherever the config and ``args`` put them); ``args``:
+    more ``softzoo fit`` options; ``quiet``: print nothing (the roles table and
+    Lightning's notices included; warnings are shown once the run is over); ``progress``:
+    show the progress bar and the model summary; ``callbacks``: Trainer callbacks added to
+    the run's own.
 
     A run stopped by SIGTERM says so on stderr and raises ``SystemExit`` with status 143.
 
@@ -578,7 +507,7 @@ def fit_in_process(
 
     from softzoo.models import load_checkpoint
 
-    argv = ["fit", "--config", str(config)]
+    argv = ["fit"] if config is None else ["fit", "--config", str(config)]
     if workdir is not None:
         argv += ["--trainer.logger", "false", "--trainer.default_root_dir", str(workdir)]
         argv += ["--checkpoint.dirpath", str(Path(workdir) / "checkpoints")]

@@ -41,9 +41,11 @@ import json
 import math
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -389,26 +391,52 @@ def _test_best(study: Any, folder: Path) -> dict[str, float]:
     return metrics
 
 
+@contextlib.contextmanager
+def _sigterm_raises() -> Any:
+    """SIGTERM raises Lightning's ``SIGTERMException`` for the whole study, not only while a
+    trial's Trainer runs (which installs its own handler): also while a trial reads its
+    data or builds its model, where the default action would end the process unannounced
+    and leave the trial RUNNING."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    def _raise(number: int, frame: Any) -> None:
+        raise SIGTERMException
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _optimize(study: Any, args: argparse.Namespace, base: dict[str, Any], metric: str) -> bool:
     """Run trials until the study has ``--tune.trials`` finished ones (or the timeout);
     False where a SIGTERM stopped it: the running trial is marked failed and its settings
     queued again for the resumed study."""
     import optuna
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if len(study.get_trials(deepcopy=False, states=counted)) >= args.trials:
         return True
     start = time.perf_counter()
     try:
-        study.optimize(
-            _objective(base, Path(args.output) / args.study, metric),
-            timeout=args.timeout,
-            callbacks=[
-                optuna.study.MaxTrialsCallback(args.trials, states=counted),
-                lambda s, t: _report_trial(s, t, metric, start),
-            ],
-            catch=(_TrialFailedError,),
-        )
+        with _sigterm_raises():
+            study.optimize(
+                _objective(base, Path(args.output) / args.study, metric),
+                timeout=args.timeout,
+                callbacks=[
+                    optuna.study.MaxTrialsCallback(args.trials, states=counted),
+                    lambda s, t: _report_trial(s, t, metric, start),
+                ],
+                catch=(_TrialFailedError,),
+            )
+    except SIGTERMException:
+        print("softzoo tune: stopped by SIGTERM between trials", file=sys.stderr)
+        return False
     except _StoppedError as stop:
         stopped = study.trials[stop.args[0]]
         study.enqueue_trial(stopped.params, user_attrs={"retry_of": stopped.number})

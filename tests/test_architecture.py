@@ -17,6 +17,7 @@ LAYERS = (
         "softzoo._codes",
         "softzoo._lightning",
         "softzoo._options",
+        "softzoo._quiet",
         "softzoo._state",
         "softzoo.configs",
         "softzoo.recipe",

@@ -375,9 +375,12 @@ def test_sigterm_exits_143_and_ctrl_c_130_with_one_line(
     folder = tmp_path / "ck"
     args = _fit_args(tmp_path, "--checkpoint.dirpath", str(folder), "--trainer.max_epochs", "400")
     run = _start_fit(args)
-    _wait_for(folder / "last.ckpt", run)
-    run.send_signal(signal_number)
-    _, err = run.communicate(timeout=120)
+    try:
+        _wait_for(folder / "last.ckpt", run)
+        run.send_signal(signal_number)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()  # a fit that ignored the signal must not outlive the test
     assert run.returncode == status, err
     assert says in err and "Traceback" not in err
 

@@ -444,9 +444,12 @@ def test_ctrl_c_is_a_keyboard_interrupt_and_sigterm_exits_143(
     signal_number: int, status: int, output: str, tmp_path: Path
 ) -> None:
     process = _run_python(_LONG_FIT, tmp_path)
-    _wait_for_training(process, tmp_path)
-    process.send_signal(signal_number)
-    out, err = process.communicate(timeout=120)
+    try:
+        _wait_for_training(process, tmp_path)
+        process.send_signal(signal_number)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()  # a fit that ignored the signal must not outlive the test
     assert process.returncode == status, err
     assert output in out + err
 

@@ -297,13 +297,30 @@ def test_sigterm_fails_the_running_trial_queues_it_again_and_exits_143(
     command = [sys.executable, "-m", "softzoo.cli", *_args(table, output, 2)]
     command[command.index("--trainer.max_epochs") + 1] = "100000"
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not (output / "softzoo" / "trials" / "0" / "checkpoints").exists():
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 143
-    assert "stopped by SIGTERM during trial 0" in process.stderr.read()
+    try:
+        deadline = time.monotonic() + 120
+        while not (output / "softzoo" / "trials" / "0" / "checkpoints").exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 143
+        assert "stopped by SIGTERM during trial 0" in process.stderr.read()
+    finally:
+        process.kill()  # a run that ignored the signal must not outlive the test
     trials = _study(output).trials
     assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
     assert trials[1].system_attrs["fixed_params"] == trials[0].params  # Optuna's queue
+
+
+def test_sigterm_raises_for_the_whole_study_and_the_handler_comes_back() -> None:
+    """Also while a trial reads its data or builds its model (before its Trainer installs
+    Lightning's handler), SIGTERM is the exception the study turns into exit 143."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from softzoo.tune import _sigterm_raises
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SIGTERMException), _sigterm_raises():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # the handler runs at the next bytecode
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -7,6 +7,7 @@ from softzoo.callbacks.early_stopping import EarlyStopping
 from softzoo.callbacks.prediction_writer import PredictionCSVWriter
 from softzoo.callbacks.progress import PlainProgressBar, default_progress_bar
 from softzoo.callbacks.run_files import RunConfigSaver, RunLock, check_checkpoint_folder
+from softzoo.callbacks.time_budget import TimeBudget, budget_seconds
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -17,7 +18,9 @@ __all__ = [
     "PredictionCSVWriter",
     "RunConfigSaver",
     "RunLock",
+    "TimeBudget",
     "activation_slope",
+    "budget_seconds",
     "check_checkpoint_folder",
     "default_progress_bar",
 ]
