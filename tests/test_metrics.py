@@ -159,3 +159,24 @@ def test_every_metric_runs_for_every_family(name: str) -> None:
     ):
         metric.update(params, y)
         assert torch.isfinite(metric.compute())
+
+
+@pytest.mark.parametrize("ensemble_size", [1, 3])
+def test_validation_logs_what_a_forward_pass_gives_and_the_test_the_rest(ensemble_size) -> None:
+    """docs/training.md, "What validation logs": loss, RMSE, MAE and NLL every epoch; CRPS
+    and the interval's coverage and width (a grid or a bisection per row for a mixture)
+    only at the test."""
+    from conftest import make_quiet_trainer
+
+    from softzoo.data import SyntheticDataModule
+    from softzoo.models import SoftRegressor
+
+    torch.manual_seed(0)
+    model = SoftRegressor(1, hidden=[8], ensemble_size=ensemble_size)
+    data = SyntheticDataModule(n=300, batch_size=64)
+    trainer = make_quiet_trainer(max_epochs=1)
+    trainer.fit(model, data)
+    logged = {k for k in trainer.logged_metrics if k.startswith("val_")}
+    assert logged == {"val_loss", "val_rmse", "val_mae", "val_nll"}
+    tested = set(trainer.test(model, data, verbose=False)[0])
+    assert tested == {f"test_{m}" for m in ("loss", "rmse", "mae", "nll", "crps", "picp_90", "width_90")}

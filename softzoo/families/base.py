@@ -97,7 +97,6 @@ class Family:
     mean_params: ClassVar[tuple[str, ...]] = ()
     calibration_map: ClassVar[str] = "level"
     zero_mass: ClassVar[bool] = False
-    series_cdf: ClassVar[bool] = False
 
     # ---- description -------------------------------------------------------------
     @property

@@ -83,7 +83,6 @@ class Mixture(Family):
         self.loss_options = base.loss_options
         self.mean_params = base.mean_params
         self.zero_mass = base.zero_mass
-        self.series_cdf = base.series_cdf
         self.calibration_map = "level"  # a mixture has no one scale parameter
 
     def options(self) -> dict[str, Any]:

@@ -92,7 +92,6 @@ class TweedieFamily(Family):
     target_scaling = "scale"
     mean_params = ("mean",)
     zero_mass = True
-    series_cdf = True
 
     def __init__(self, power: float | str = 1.5) -> None:
         if power == "learned":

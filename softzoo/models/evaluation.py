@@ -33,22 +33,24 @@ def interval_tag(level: float) -> str:
 def make_metrics(
     family: Family, interval_level: float, weighted: bool, every_epoch: bool = False
 ) -> nn.ModuleDict:
-    """The evaluation metrics of a model of ``family``: its loss, RMSE and MAE of the mean,
-    CRPS, and for a probabilistic family the NLL and the central ``interval_level``
-    interval's coverage and width. ``every_epoch`` (validation) leaves out CRPS and the
-    interval metrics of an ensemble whose family's CDF is a series (Tweedie): each needs
-    thousands of CDF evaluations per row, seconds per epoch."""
+    """The evaluation metrics of a model of ``family``: its loss, the RMSE and MAE of the
+    mean, and for a probabilistic family the NLL; at the test (not ``every_epoch``) also
+    the CRPS and the central ``interval_level`` interval's coverage and width. Validation
+    (``every_epoch``) takes only what costs a forward pass: the CRPS and the intervals of a
+    mixture need a grid of CDFs or a bisection per row (for an 8-member ensemble they cost
+    more than the epoch's validation forward), and early stopping, the best checkpoint and
+    a tuner's pruning go by the loss and the NLL."""
     metrics: dict[str, Metric] = {
         "loss": MeanMetric(),
         "rmse": WeightedError(squared=True) if weighted else MeanSquaredError(squared=False),
         "mae": WeightedError(squared=False) if weighted else MeanAbsoluteError(),
     }
-    costly = every_epoch and isinstance(family, Mixture) and family.series_cdf
-    if not costly:
-        metrics["crps"] = CRPS(family)
     if family.probabilistic:
         metrics["nll"] = NegativeLogLikelihood(family)
-    if family.probabilistic and not costly:
+    if every_epoch:
+        return nn.ModuleDict(metrics)
+    metrics["crps"] = CRPS(family)
+    if family.probabilistic:
         tag = interval_tag(interval_level)
         metrics |= {
             f"picp_{tag}": IntervalCoverage(family, interval_level),
