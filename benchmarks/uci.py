@@ -171,12 +171,11 @@ PROTOCOL_RECIPE: dict[str, Any] = {
 }
 #: softzoo's default recipe for (e) and (f): the settings the one-line form ``softzoo fit``
 #: trains with. These are fixed; the ones that scale with the table (width, numeric
-#: embedding and bins, ensemble type and size, batch, epochs, patience, warm-up) come from
-#: :func:`softzoo.recipe.default_recipe` for the rows left after the holdout.
+#: embedding and bins, ensemble type and size, batch, epochs, patience, warm-up, lr) come
+#: from :func:`softzoo.recipe.default_recipe` for the rows left after the holdout.
 DEFAULT_RECIPE: dict[str, Any] = {
     "activation": "softplus",
     "softplus_beta": 1.0,
-    "lr": 3e-3,
     "weight_decay": 1e-4,
     "cosine": True,
     "holdout": 0.1,
@@ -334,6 +333,7 @@ def default_recipe(rows: int, **changes: Any) -> dict[str, Any]:
         "epochs": scaled.max_epochs,
         "patience": scaled.patience,
         "warmup": scaled.warmup_fraction,
+        "lr": scaled.lr,
         **changes,
     }
 

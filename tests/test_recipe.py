@@ -22,10 +22,13 @@ FACTOR = 10.0
 
 def test_the_recipe_scales_with_the_training_rows() -> None:
     small, middle, large = (default_recipe(n) for n in (500, 15_000, 200_000))
-    assert (small.hidden, middle.hidden, large.hidden) == ([64, 64], [128, 128], [256, 256])
+    assert (small.hidden, middle.hidden, large.hidden) == ([64, 64], [128, 128], [128, 128])
     assert (small.batch_size, middle.batch_size, large.batch_size) == (64, 256, 512)
     assert (small.numeric_bins, middle.numeric_bins, large.numeric_bins) == (12, 48, 48)
-    assert small.patience == small.max_epochs // 4
+    assert (small.max_epochs, middle.max_epochs, large.max_epochs) == (200, 40, 40)
+    huge = [default_recipe(n).max_epochs for n in (1_000_000, 100_000_000)]
+    assert huge == [8, 5]  # 8 million rows visited, and at least 5 epochs
+    assert (small.patience, middle.patience) == (50, 10)  # a quarter of the epochs
     assert {r.numeric_embedding for r in (small, middle, large)} == {"piecewise_linear"}
 
 
@@ -44,9 +47,10 @@ def test_what_the_user_gives_is_kept_and_the_rest_follows_it() -> None:
 
 
 def test_a_model_records_what_auto_became() -> None:
-    model = SoftRegressor(2, hidden="auto", ensemble_size="auto", train_rows=30_000)
-    assert model.hparams.hidden == [256, 256] and model.hparams.ensemble_size == 5
-    assert model.hparams.ensemble_type == "independent"
+    model = SoftRegressor(2, hidden="auto", ensemble_size="auto", lr="auto", train_rows=30_000)
+    assert model.hparams.hidden == [128, 128] and model.hparams.ensemble_size == 5
+    assert model.hparams.ensemble_type == "independent" and model.hparams.lr == 6e-3
+    assert SoftRegressor(2, lr="auto", train_rows=1_999).hparams.lr == 3e-3
 
 
 def _far_rows_table(tmp_path) -> tuple[str, pd.DataFrame]:

@@ -161,6 +161,27 @@ def test_mini_members_differ_only_in_their_input_scaling() -> None:
     torch.testing.assert_close(out[2], mlp.net[1:](x * mlp.net[0].weight[2]))
 
 
+@pytest.mark.parametrize("ensemble_type", ["mini", "batch"])
+def test_with_a_piecewise_linear_encoding_every_member_starts_at_one(ensemble_type) -> None:
+    """Random signs on a bin's block can stay negative on the rare top bins (nycflights'
+    Honolulu flights); the other encodings keep TabM's signs, one per feature block."""
+    torch.manual_seed(0)
+    scaling = {"mini": lambda m: m.body.net[0].weight, "batch": lambda m: m.body.net[0].r}[
+        ensemble_type
+    ]
+    names = ["a", "b", "c"]
+    options = {"ensemble_size": 8, "ensemble_type": ensemble_type, "feature_names": names}
+    options["categories"] = {"c": ["x", "y", "z"]}
+    binned = SoftRegressor(3, numeric_embedding="piecewise_linear", numeric_bins=4, **options)
+    assert (scaling(binned) == 1).all()
+    plain = SoftRegressor(3, numeric_embedding="none", **options)
+    signs = scaling(plain)
+    assert set(signs.unique().tolist()) == {-1.0, 1.0}
+    blocks = [width for width, _ in plain.inputs.chunks()]
+    for block in signs.split(blocks, dim=1):
+        assert (block == block[:, :1]).all()  # one sign per block
+
+
 def test_every_member_keeps_its_own_heads() -> None:
     model = SoftRegressor(3, ensemble_size=4, ensemble_type="mini")
     assert isinstance(model.heads.linear, MemberLinear)

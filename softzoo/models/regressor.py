@@ -52,7 +52,8 @@ class SoftRegressor(pl.LightningModule):
         dropout, norm: see :class:`softzoo.nn.MLP`.
         floor: smallest value of each positive head, in the head's (scaled) units.
         optimizer: "adam", "adamw" or "sgd"; lr, weight_decay: its settings (the defaults
-            are softzoo's default recipe, chosen on UCI training rows: docs/training.md).
+            are softzoo's default recipe, chosen on UCI training rows: docs/training.md;
+            ``lr="auto"``: the recipe's for ``train_rows``, higher for its short schedule).
         scheduler: None, "cosine" (to 0 over the run, per step) or "plateau" (on val_loss).
         gradient_clip_val: clip the gradient norm to this value before each step (the
             model optimises manually, so the Trainer's ``gradient_clip_val`` does not apply).
@@ -110,7 +111,7 @@ class SoftRegressor(pl.LightningModule):
         norm: str | None = None,
         floor: float = 1e-6,
         optimizer: str = "adam",
-        lr: float = 3e-3,
+        lr: float | Literal["auto"] = 3e-3,
         weight_decay: float = 1e-4,
         scheduler: str | None = "cosine",
         gradient_clip_val: float | None = None,
@@ -140,7 +141,7 @@ class SoftRegressor(pl.LightningModule):
         # before the hyper-parameters are recorded: a checkpoint holds what was built
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         resolved = settle_options(given)
-        hidden, numeric_embedding, numeric_bins, ensemble_type, ensemble_size, warmup_fraction = (
+        hidden, numeric_embedding, numeric_bins, ensemble_type, ensemble_size, warmup_fraction, _ = (
             resolved[k] for k in AUTO_MODEL_KEYS
         )
         self.save_hyperparameters()

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from softzoo.nn.activations import make_activation
-from softzoo.nn.members import ENSEMBLE_TYPES, BatchEnsembleLinear, MemberLinear, ScaleEnsemble
+from softzoo.nn.members import (
+    ENSEMBLE_TYPES,
+    BatchEnsembleLinear,
+    Chunk,
+    MemberLinear,
+    ScaleEnsemble,
+)
 
 __all__ = ["MLP"]
 
@@ -32,8 +38,9 @@ class MLP(nn.Module):
             ``independent`` (:class:`MemberLinear` layers, nothing shared), ``batch``
             (TabM: :class:`BatchEnsembleLinear` layers) or ``mini`` (TabM-mini: one
             :class:`ScaleEnsemble` on the input, then shared ``nn.Linear`` layers).
-        chunks: the widths of the input's feature blocks (sum ``in_features``): TabM's
-            first per-member scaling draws one random sign per block.
+        chunks: the input's feature blocks (widths summing to ``in_features``, or (width,
+            random sign) pairs): TabM's first per-member scaling draws one random sign per
+            block (:func:`~softzoo.nn.members.first_scaling`).
 
     Example:
         >>> import torch
@@ -52,7 +59,7 @@ class MLP(nn.Module):
         norm: str | None = None,
         members: int = 1,
         ensemble_type: str = "independent",
-        chunks: Sequence[int] | None = None,
+        chunks: Sequence[Chunk] | None = None,
     ) -> None:
         super().__init__()
         hidden = list(hidden)
@@ -129,7 +136,12 @@ class MLP(nn.Module):
 
 
 def _linear(
-    members: int, ensemble_type: str, width: int, out: int, index: int, chunks: Sequence[int] | None
+    members: int,
+    ensemble_type: str,
+    width: int,
+    out: int,
+    index: int,
+    chunks: Sequence[Chunk] | None,
 ) -> nn.Module:
     if members == 1 or ensemble_type == "mini":
         return nn.Linear(width, out)
