@@ -225,11 +225,21 @@ def test_peers_summary_counts_nll_wins_and_rmse_ratios() -> None:
             "lightgbm": {"nll": None, "rmse": 1.0},
             "ngboost": {"nll": 1.5, "rmse": 4.0},
         },
-        "b": {"softzoo": {"nll": 2.0, "rmse": 3.0}, "catboost_y": {"nll": 1.9, "rmse": 3.0}},
+        "b": {
+            "softzoo": {"nll": 2.0, "rmse": 3.0, "fit_s": 30.0},
+            "catboost_y": {"nll": 1.9, "rmse": 3.0, "fit_s": 1.0},
+            "catboost_log_y": {"nll": 1.8, "rmse": 3.5, "fit_s": 3.0},
+        },
     }
+    results["a"]["softzoo"]["fit_s"] = 8.0
     got = peers.summary(results)
-    assert got["nll_wins"] == 1  # a: 1.0 <= 1.5 (a point model has no NLL); b: 2.0 > 1.9
+    assert got["nll_wins"] == 1  # a: 1.0 <= 1.5 (a point model has no NLL); b: 2.0 > 1.8
     assert got["rmse_over_best_peer"] == {"a": 2.0, "b": 1.0, "worst": 2.0}
+    assert got["fit_seconds"] == {"a": 8.0, "b": 30.0}
+    # over the CatBoost fit a user keeps (log y: the better NLL); a has no CatBoost
+    assert got["fit_seconds_over_catboost"] == {"b": 10.0, "worst": 10.0}
+    count = {"catboost_y": {"nll": None, "rmse": 2.0}, "catboost_log_y": {"nll": None, "rmse": 3.0}}
+    assert peers.kept_catboost(count) == "catboost_y"  # no NLL: the better RMSE
 
 
 def test_peers_skip_a_missing_peer_and_refuse_a_changed_table(
