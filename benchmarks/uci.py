@@ -171,7 +171,8 @@ PROTOCOL_RECIPE: dict[str, Any] = {
 }
 #: softzoo's default recipe for (e) and (f): the settings the one-line form ``softzoo fit``
 #: trains with. These are fixed; the ones that scale with the table (width, numeric
-#: embedding and bins, ensemble type and size, batch, epochs, patience, warm-up, lr) come
+#: embedding and bins, ensemble type and size, first scaling, batch, epochs, patience,
+#: warm-up, lr) come
 #: from :func:`softzoo.recipe.default_recipe` for the rows left after the holdout.
 DEFAULT_RECIPE: dict[str, Any] = {
     "activation": "softplus",
@@ -334,6 +335,7 @@ def default_recipe(rows: int, **changes: Any) -> dict[str, Any]:
         "patience": scaled.patience,
         "warmup": scaled.warmup_fraction,
         "lr": scaled.lr,
+        "first_scaling": scaled.first_scaling,
         **changes,
     }
 
@@ -359,6 +361,7 @@ def fit_recipe(
         softplus_beta=r["softplus_beta"],
         ensemble_size=r.get("members", 1),
         ensemble_type=r.get("ensemble_type", "independent"),
+        first_scaling=r.get("first_scaling", "random_signs"),
         numeric_embedding=r.get("numeric_embedding", "none"),
         numeric_bins=r.get("numeric_bins", 48),
         warmup_epochs=round(r["warmup"] * r["epochs"]),

@@ -19,6 +19,9 @@ beside it. The last line printed is one JSON object.
   default:  softzoo's default recipe (2×64, up to 200 epochs, cosine schedule, early
             stopping): learning rate, warm-up, β-NLL, faithful.
   patience: the default recipe's early-stopping patience (20 or 50 epochs).
+  embedding: the default recipe's numeric columns, piecewise-linear or none, and its
+            members' first scaling, random signs or ones (the per-data-set NLL says
+            where each helps).
 """
 
 from __future__ import annotations
@@ -64,12 +67,19 @@ GRIDS: dict[str, dict[str, list]] = {
     },
     # the early-stopping patience of the default recipe, once the rest was chosen
     "patience": {"patience": [20, 50]},
+    # the numeric columns of the default recipe (quantile bins, or the standardised
+    # values) and how its members' first scaling starts
+    "embedding": {
+        "numeric_embedding": ["piecewise_linear", "none"],
+        "first_scaling": ["random_signs", "ones"],
+    },
 }
 #: Each grid's base recipe, from the data set's name and its training rows.
 RECIPES = {
     "protocol": lambda name, rows: protocol_recipe(name),
     "default": lambda name, rows: default_recipe(rows),
     "patience": lambda name, rows: default_recipe(rows),
+    "embedding": lambda name, rows: default_recipe(rows),
 }
 SELECTION_FRACTION = 0.2
 #: How far above the median candidate's NLL on a data set counts as blowing up there.

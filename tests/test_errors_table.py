@@ -260,7 +260,12 @@ CLI_ROWS = {
         "conformal",
     ),
     "piecewise-linear bins with row-group shards": _csv(
-        "parts.parquet", "y", "--data.init_args.shard_row_groups", "true"
+        "parts.parquet",
+        "y",
+        "--data.init_args.shard_row_groups",
+        "true",
+        "--model.numeric_embedding",
+        "piecewise_linear",
     ),
     "a directory without Parquet files": _csv("no_parquet"),
     "Parquet files with different columns": _csv("two_layouts"),

@@ -179,4 +179,6 @@ def test_validation_logs_what_a_forward_pass_gives_and_the_test_the_rest(ensembl
     logged = {k for k in trainer.logged_metrics if k.startswith("val_")}
     assert logged == {"val_loss", "val_rmse", "val_mae", "val_nll"}
     tested = set(trainer.test(model, data, verbose=False)[0])
-    assert tested == {f"test_{m}" for m in ("loss", "rmse", "mae", "nll", "crps", "picp_90", "width_90")}
+    assert tested == {
+        f"test_{m}" for m in ("loss", "rmse", "mae", "nll", "crps", "picp_90", "width_90")
+    }

@@ -29,7 +29,11 @@ def test_the_recipe_scales_with_the_training_rows() -> None:
     huge = [default_recipe(n).max_epochs for n in (1_000_000, 100_000_000)]
     assert huge == [8, 5]  # 8 million rows visited, and at least 5 epochs
     assert (small.patience, middle.patience) == (50, 10)  # a quarter of the epochs
+    assert (small.lr, middle.lr) == (3e-3, 6e-3)
+    assert (small.first_scaling, middle.first_scaling) == ("random_signs", "ones")
     assert {r.numeric_embedding for r in (small, middle, large)} == {"piecewise_linear"}
+    assert default_recipe(319).numeric_embedding == "none"  # 8 bins of 40 rows need 320
+    assert default_recipe(320).numeric_embedding == "piecewise_linear"
 
 
 def test_what_the_user_gives_is_kept_and_the_rest_follows_it() -> None:

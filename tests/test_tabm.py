@@ -162,24 +162,24 @@ def test_mini_members_differ_only_in_their_input_scaling() -> None:
 
 
 @pytest.mark.parametrize("ensemble_type", ["mini", "batch"])
-def test_with_a_piecewise_linear_encoding_every_member_starts_at_one(ensemble_type) -> None:
-    """Random signs on a bin's block can stay negative on the rare top bins (nycflights'
-    Honolulu flights); the other encodings keep TabM's signs, one per feature block."""
+def test_the_first_scaling_starts_at_random_signs_per_block_or_at_one(ensemble_type) -> None:
+    """TabM's random signs, one per feature block (a categorical column's embedding is one
+    block); ``ones`` starts every member at 1 (the recipe's from 2,000 rows)."""
     torch.manual_seed(0)
     scaling = {"mini": lambda m: m.body.net[0].weight, "batch": lambda m: m.body.net[0].r}[
         ensemble_type
     ]
-    names = ["a", "b", "c"]
-    options = {"ensemble_size": 8, "ensemble_type": ensemble_type, "feature_names": names}
+    options = {"ensemble_size": 8, "ensemble_type": ensemble_type, "feature_names": list("abc")}
     options["categories"] = {"c": ["x", "y", "z"]}
-    binned = SoftRegressor(3, numeric_embedding="piecewise_linear", numeric_bins=4, **options)
-    assert (scaling(binned) == 1).all()
-    plain = SoftRegressor(3, numeric_embedding="none", **options)
-    signs = scaling(plain)
+    signed = SoftRegressor(3, numeric_embedding="piecewise_linear", numeric_bins=4, **options)
+    signs = scaling(signed)
     assert set(signs.unique().tolist()) == {-1.0, 1.0}
-    blocks = [width for width, _ in plain.inputs.chunks()]
-    for block in signs.split(blocks, dim=1):
+    for block in signs.split(signed.inputs.chunks(), dim=1):
         assert (block == block[:, :1]).all()  # one sign per block
+    ones = SoftRegressor(3, first_scaling="ones", **options)
+    assert (scaling(ones) == 1).all()
+    recipe = SoftRegressor(3, first_scaling="auto", train_rows=2_000, **options)
+    assert recipe.hparams.first_scaling == "ones" and (scaling(recipe) == 1).all()
 
 
 def test_every_member_keeps_its_own_heads() -> None:
@@ -273,6 +273,7 @@ def test_onnx_parity_of_every_ensemble_type_with_embeddings(
         ({"ensemble_type": "packed", "ensemble_size": 2}, "ensemble_type must be one of"),
         ({"numeric_embedding": "quantile"}, "numeric_embedding must be one of"),
         ({"numeric_bins": 0}, "numeric_bins must be a whole number >= 1"),
+        ({"first_scaling": "zeros"}, "first_scaling must be one of"),
     ],
 )
 def test_bad_embedding_and_ensemble_type_options(options, message) -> None:

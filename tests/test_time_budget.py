@@ -43,7 +43,7 @@ def _fit(seconds: float, max_epochs: int = 40) -> tuple[SoftRegressor, object, T
 
 
 def test_the_epochs_and_the_schedule_follow_the_time_given() -> None:
-    model, trainer, budget = _fit(seconds=100.0)  # 10 s an epoch: 9 fit within 90 %
+    _, trainer, budget = _fit(seconds=100.0)  # 10 s an epoch: 9 fit within 90 %
     assert budget.planned == 9 and trainer.current_epoch == 9
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     per_epoch = trainer.train_dataloader.num_batches
@@ -56,7 +56,9 @@ def test_the_epochs_and_the_schedule_follow_the_time_given() -> None:
 def test_a_budget_longer_than_the_run_changes_nothing() -> None:
     _, trainer, budget = _fit(seconds=1e6, max_epochs=6)
     assert budget.planned is None and trainer.current_epoch == 6
-    assert trainer.lr_scheduler_configs[0].scheduler.T_max == 6 * trainer.train_dataloader.num_batches
+    assert (
+        trainer.lr_scheduler_configs[0].scheduler.T_max == 6 * trainer.train_dataloader.num_batches
+    )
 
 
 def test_max_time_on_the_command_line_plans_the_run(tmp_path: Path) -> None:

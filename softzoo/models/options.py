@@ -19,7 +19,7 @@ from softzoo.models.scaling import DEQUANTIZE
 from softzoo.models.steps import OPTIMIZERS
 from softzoo.nn import TabularInput
 from softzoo.nn.embeddings import NUMERIC_EMBEDDINGS
-from softzoo.nn.members import ENSEMBLE_TYPES
+from softzoo.nn.members import ENSEMBLE_TYPES, FIRST_SCALINGS
 from softzoo.recipe import AUTO_MODEL_KEYS, resolve_model_options
 
 __all__ = [
@@ -46,6 +46,7 @@ _CHECKED = (
     "gradient_clip_val",
     "ensemble_size",
     "ensemble_type",
+    "first_scaling",
     "numeric_embedding",
     "numeric_bins",
     "warmup_epochs",
@@ -100,6 +101,7 @@ def check_options(
     gradient_clip_val: float | None = None,
     ensemble_size: Any = 1,
     ensemble_type: str = "independent",
+    first_scaling: str = "random_signs",
     numeric_embedding: str = "none",
     numeric_bins: Any = 48,
     warmup_epochs: Any = 0,
@@ -120,6 +122,11 @@ def check_options(
     if gradient_clip_val is not None and not gradient_clip_val > 0:
         raise ValueError(f"gradient_clip_val must be > 0 or None, got {gradient_clip_val}")
     _check_ensemble(ensemble_size, ensemble_type)
+    if first_scaling not in FIRST_SCALINGS:
+        raise ValueError(
+            f"first_scaling must be one of {FIRST_SCALINGS} (or 'auto': the default recipe's), "
+            f"got {first_scaling!r}"
+        )
     if numeric_embedding not in NUMERIC_EMBEDDINGS:
         raise ValueError(
             f"numeric_embedding must be one of {NUMERIC_EMBEDDINGS} (or 'auto': the default "

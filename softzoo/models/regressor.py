@@ -70,6 +70,8 @@ class SoftRegressor(pl.LightningModule):
             equal-weight mixture, and every parameter ``forward`` returns is ``(batch, N)``.
         ensemble_type: "independent" (nothing shared), "batch" (TabM) or "mini"
             (TabM-mini): :mod:`softzoo.nn.members`.
+        first_scaling: how a TabM type's first per-member scaling starts: "random_signs"
+            (TabM's) or "ones" (:func:`softzoo.nn.members.first_scaling`).
         numeric_embedding: "none", "piecewise_linear" (quantile bins of the training rows)
             or "periodic": :mod:`softzoo.nn.embeddings`.
         numeric_bins: the most piecewise-linear bins per numeric column.
@@ -124,6 +126,7 @@ class SoftRegressor(pl.LightningModule):
         missing_policy: str = "impute",
         ensemble_size: int | Literal["auto"] = 1,
         ensemble_type: str = "independent",
+        first_scaling: str | Literal["auto"] = "random_signs",
         numeric_embedding: str = "none",
         numeric_bins: int | Literal["auto"] = 48,
         calibration: str = "none",
@@ -141,12 +144,11 @@ class SoftRegressor(pl.LightningModule):
         # before the hyper-parameters are recorded: a checkpoint holds what was built
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         resolved = settle_options(given)
-        hidden, numeric_embedding, numeric_bins, ensemble_type, ensemble_size, warmup_fraction, _ = (
-            resolved[k] for k in AUTO_MODEL_KEYS
-        )
         self.save_hyperparameters()
         # LightningCLI hands save_hyperparameters the config's values ("auto" included)
         self.hparams.update({k: resolved[k] for k in AUTO_MODEL_KEYS})
+        hp = self.hparams
+        ensemble_size, ensemble_type = hp.ensemble_size, hp.ensemble_type
         self.inputs = tabular_input(
             in_features,
             self.feature_names,
@@ -154,8 +156,8 @@ class SoftRegressor(pl.LightningModule):
             missing_indicators or [],
             # TabM shares the input layer between members; independent members do not
             ensemble_size if ensemble_type == "independent" else 1,
-            numeric_embedding,
-            numeric_bins,
+            hp.numeric_embedding,
+            hp.numeric_bins,
         )
         self.automatic_optimization = False  # a Lightning step: several optimiser steps
         base = get_family(family, **(family_options or {}))
@@ -163,7 +165,7 @@ class SoftRegressor(pl.LightningModule):
         check_family_options(self.family, family, dequantize, exposure_column, calibration)
         self.body = MLP(
             self.inputs.out_features,
-            hidden,
+            hp.hidden,
             activation,
             {"beta": softplus_beta, "threshold": softplus_threshold},
             dropout,
@@ -171,6 +173,7 @@ class SoftRegressor(pl.LightningModule):
             ensemble_size,
             ensemble_type,
             self.inputs.chunks(),
+            hp.first_scaling,
         )
         self.heads = ParameterHeads(
             self.body.out_features, self.family.head_specs(), floor=floor, members=ensemble_size

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 __all__ = [
     "ENSEMBLE_TYPES",
+    "FIRST_SCALINGS",
     "BatchEnsembleLinear",
-    "Chunk",
     "MemberEmbedding",
     "MemberLinear",
     "ScaleEnsemble",
@@ -92,32 +92,36 @@ def member_linear(members: int, in_features: int, out_features: int) -> nn.Modul
     return MemberLinear(members, in_features, out_features)
 
 
-#: A block of a first layer's input: its width, or (width, whether it starts at a random
-#: sign): with a piecewise-linear encoding every block starts at 1 (see :func:`first_scaling`).
-Chunk = int | tuple[int, bool]
+#: The first per-member scaling of TabM's ensembles: TabM's random signs, or 1 for every
+#: member (softzoo's recipe from 2,000 training rows: :func:`first_scaling`).
+FIRST_SCALINGS = ("random_signs", "ones")
 
 
-def first_scaling(members: int, chunks: Sequence[Chunk]) -> Tensor:
-    """The first per-member scaling of TabM: ±1 per member and block ("random-signs" with
-    sections: every column of a feature's block gets the same sign), except for the blocks
-    marked ``(width, False)``, which start at 1 for every member (the members then differ by
-    their shuffles of the rows, and later by what they learn). softzoo marks every block so
-    when the numeric columns have a piecewise-linear encoding: a bin's column is not 0 only
-    for the rows at or above it, so the scaling of the top bins learns from a few rows, and
-    a member whose sign there starts negative may never turn it. On nycflights two of eight
-    members kept a negative sign on the longest distances and predicted the 43 flights to
-    Honolulu at 2 minutes with a log-scale sigma of 3.6, which tripled the test RMSE of the
-    mixture's mean; with every block at 1 the validation NLL of the four peers tables was
-    as good or better than with signs on the text columns' blocks only (docs/training.md).
+def first_scaling(members: int, chunks: Sequence[int], kind: str = "random_signs") -> Tensor:
+    """The first per-member scaling of TabM, ``(members, sum(chunks))``: ``random_signs``
+    draws ±1 per member and block (TabM's "random-signs" with sections: every column of a
+    feature's block gets the same sign); ``ones`` starts every member at 1 (the members
+    then differ by their shuffles of the rows, their heads and what they learn).
+
+    softzoo's recipe takes ``ones`` from 2,000 training rows: with a piecewise-linear
+    encoding, a bin's column is not 0 only for the rows at or above it, so the scaling of
+    the top bins learns from few rows, and a member whose sign there starts negative may
+    never turn it. On nycflights two of eight members kept a negative sign on the longest
+    distances and predicted the 43 flights to Honolulu at 2 minutes with a log-scale sigma
+    of 3.6, which tripled the test RMSE of the mixture's mean; ``ones`` had the better
+    validation NLL on all four peers tables. Below 2,000 rows the signs' diversity pays:
+    on UCI selection rows they were better on four of five small sets (docs/training.md).
 
     Example:
-        >>> first_scaling(2, [(3, False), 1]).shape, first_scaling(2, [(3, False)]).unique()
+        >>> first_scaling(2, [3, 1]).shape, first_scaling(2, [3], "ones").unique()
         (torch.Size([2, 4]), tensor([1.]))
     """
-    pairs = [c if isinstance(c, tuple) else (c, True) for c in chunks]
-    signs = torch.randint(0, 2, (members, len(pairs))).float() * 2 - 1
-    signs[:, [not signed for _, signed in pairs]] = 1.0
-    return signs.repeat_interleave(torch.tensor([width for width, _ in pairs]), dim=1)
+    if kind not in FIRST_SCALINGS:
+        raise ValueError(f"unknown first_scaling {kind!r}; valid: {', '.join(FIRST_SCALINGS)}")
+    if kind == "ones":
+        return torch.ones(members, sum(chunks))
+    signs = torch.randint(0, 2, (members, len(chunks))).float() * 2 - 1
+    return signs.repeat_interleave(torch.tensor(list(chunks)), dim=1)
 
 
 class BatchEnsembleLinear(nn.Module):
@@ -126,7 +130,7 @@ class BatchEnsembleLinear(nn.Module):
     ``((x * r_m) @ W.T) * s_m + b_m``. TabM's initialisation (Gorishniy et al., 2025):
     W and the bias as ``U(-1/sqrt(in), 1/sqrt(in))``, the bias the same for every member;
     s = 1; r = random signs per input chunk in the ``first`` layer (where the members
-    start to differ; :func:`first_scaling`), 1 in the others.
+    start to differ; or 1 with ``scaling="ones"``: :func:`first_scaling`), 1 in the others.
 
     Example:
         >>> import torch
@@ -141,7 +145,8 @@ class BatchEnsembleLinear(nn.Module):
         in_features: int,
         out_features: int,
         first: bool = False,
-        chunks: Sequence[Chunk] | None = None,
+        chunks: Sequence[int] | None = None,
+        scaling: str = "random_signs",
     ) -> None:
         super().__init__()
         self.members, self.in_features, self.out_features = members, in_features, out_features
@@ -149,7 +154,7 @@ class BatchEnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
         shared_bias = torch.empty(out_features).uniform_(-bound, bound)
         self.bias = nn.Parameter(shared_bias.repeat(members, 1))
-        r = first_scaling(members, chunks or [1] * in_features) if first else None
+        r = first_scaling(members, chunks or [1] * in_features, scaling) if first else None
         self.r = nn.Parameter(torch.ones(members, in_features) if r is None else r)
         self.s = nn.Parameter(torch.ones(members, out_features))
 
@@ -165,8 +170,8 @@ class BatchEnsembleLinear(nn.Module):
 
 class ScaleEnsemble(nn.Module):
     """The one per-member layer of TabM-mini: each member scales the shared input by its
-    own vector, initialised to random signs per chunk (one sign per feature block; 1 for a
-    piecewise-linear encoding's: :func:`first_scaling`);
+    own vector, initialised to random signs per chunk (one sign per feature block) or to 1
+    (``scaling``: :func:`first_scaling`);
     ``(batch, features)`` or ``(members, batch, features)`` in, ``(members, batch,
     features)`` out. Everything after it is shared except the heads.
 
@@ -176,10 +181,16 @@ class ScaleEnsemble(nn.Module):
         [1.0]
     """
 
-    def __init__(self, members: int, features: int, chunks: Sequence[Chunk] | None = None) -> None:
+    def __init__(
+        self,
+        members: int,
+        features: int,
+        chunks: Sequence[int] | None = None,
+        scaling: str = "random_signs",
+    ) -> None:
         super().__init__()
         self.members = members
-        self.weight = nn.Parameter(first_scaling(members, chunks or [1] * features))
+        self.weight = nn.Parameter(first_scaling(members, chunks or [1] * features, scaling))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 2:

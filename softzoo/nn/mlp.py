@@ -7,13 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from softzoo.nn.activations import make_activation
-from softzoo.nn.members import (
-    ENSEMBLE_TYPES,
-    BatchEnsembleLinear,
-    Chunk,
-    MemberLinear,
-    ScaleEnsemble,
-)
+from softzoo.nn.members import ENSEMBLE_TYPES, BatchEnsembleLinear, MemberLinear, ScaleEnsemble
 
 __all__ = ["MLP"]
 
@@ -38,9 +32,10 @@ class MLP(nn.Module):
             ``independent`` (:class:`MemberLinear` layers, nothing shared), ``batch``
             (TabM: :class:`BatchEnsembleLinear` layers) or ``mini`` (TabM-mini: one
             :class:`ScaleEnsemble` on the input, then shared ``nn.Linear`` layers).
-        chunks: the input's feature blocks (widths summing to ``in_features``, or (width,
-            random sign) pairs): TabM's first per-member scaling draws one random sign per
-            block (:func:`~softzoo.nn.members.first_scaling`).
+        chunks: the widths of the input's feature blocks (sum ``in_features``): TabM's
+            first per-member scaling draws one random sign per block.
+        first_scaling: that scaling's start, ``random_signs`` (TabM's) or ``ones``
+            (:func:`~softzoo.nn.members.first_scaling`).
 
     Example:
         >>> import torch
@@ -59,7 +54,8 @@ class MLP(nn.Module):
         norm: str | None = None,
         members: int = 1,
         ensemble_type: str = "independent",
-        chunks: Sequence[Chunk] | None = None,
+        chunks: Sequence[int] | None = None,
+        first_scaling: str = "random_signs",
     ) -> None:
         super().__init__()
         hidden = list(hidden)
@@ -85,11 +81,12 @@ class MLP(nn.Module):
         self.activations = self._per_layer(activation, len(hidden))
         layers: list[nn.Module] = []
         if members > 1 and ensemble_type == "mini":
-            layers.append(ScaleEnsemble(members, in_features, chunks))
+            layers.append(ScaleEnsemble(members, in_features, chunks, first_scaling))
         self._activation_positions: list[int] = []
         width = in_features
         for index, (out, name) in enumerate(zip(hidden, self.activations, strict=True)):
-            layers.append(_linear(members, ensemble_type, width, out, index, chunks))
+            first = (chunks, first_scaling) if index == 0 else None
+            layers.append(_linear(members, ensemble_type, width, out, first))
             if norm is not None:
                 layers.append(_NORMS[norm](out))
             kwargs = (activation_kwargs or {}) if name == "softplus" else {}
@@ -140,11 +137,12 @@ def _linear(
     ensemble_type: str,
     width: int,
     out: int,
-    index: int,
-    chunks: Sequence[Chunk] | None,
+    first: tuple[Sequence[int] | None, str] | None,
 ) -> nn.Module:
+    """One layer; ``first``: the first layer's (chunks, first scaling), None for the others."""
     if members == 1 or ensemble_type == "mini":
         return nn.Linear(width, out)
     if ensemble_type == "batch":
-        return BatchEnsembleLinear(members, width, out, first=index == 0, chunks=chunks)
+        chunks, scaling = first or (None, "random_signs")
+        return BatchEnsembleLinear(members, width, out, first is not None, chunks, scaling)
     return MemberLinear(members, width, out)

@@ -126,18 +126,15 @@ class TabularInput(nn.Module):
         elif numeric_embedding == "periodic":
             self.numeric = PeriodicEmbedding(n_numeric, members=members)
         self.in_features = self.n_numeric + len(sizes)
-        self.out_features = sum(width for width, _ in self.chunks())
+        self.out_features = sum(self.chunks())
 
-    def chunks(self) -> list[tuple[int, bool]]:
-        """Each column's block of the output, in order, as (width, random sign): one per
-        numeric column (1, or its embedding's width), one per indicator, one embedding per
-        categorical column. TabM's first per-member scaling draws one sign per block, but
-        with a piecewise-linear encoding every block starts at 1
-        (:func:`softzoo.nn.members.first_scaling` says why)."""
-        signed = not isinstance(self.numeric, PiecewiseLinearEncoding)
+    def chunks(self) -> list[int]:
+        """The width of each column's block of the output, in order: one per numeric
+        column (1, or its embedding's width), one per indicator, one embedding per
+        categorical column (TabM's first per-member scaling draws one sign per block)."""
         numeric = self.numeric.chunks() if self.numeric is not None else [1] * self.n_numeric
-        widths = [*numeric, *[1] * len(self.indicators), *(e.embedding_dim for e in self.embeddings)]
-        return [(width, signed) for width in widths]
+        embedded = [e.embedding_dim for e in self.embeddings]
+        return [*numeric, *[1] * len(self.indicators), *embedded]
 
     @torch.no_grad()
     def fit(
