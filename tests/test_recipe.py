@@ -30,7 +30,11 @@ def test_the_recipe_scales_with_the_training_rows() -> None:
     assert huge == [8, 5]  # 8 million rows visited, and at least 5 epochs
     assert (small.patience, middle.patience) == (50, 10)  # a quarter of the epochs
     assert (small.lr, middle.lr) == (3e-3, 6e-3)
-    assert (small.first_scaling, middle.first_scaling) == ("random_signs", "ones")
+    assert {r.first_scaling for r in (small, middle, large)} == {"random_signs"}
+    with_text = [default_recipe(n, categorical=True).first_scaling for n in (500, 15_000)]
+    assert with_text == ["ones", "ones"]  # text columns, at any size
+    tiny = default_recipe(319)
+    assert (tiny.first_scaling, tiny.max_epochs, tiny.patience) == ("ones", 400, 100)
     assert {r.numeric_embedding for r in (small, middle, large)} == {"piecewise_linear"}
     assert default_recipe(319).numeric_embedding == "none"  # 8 bins of 40 rows need 320
     assert default_recipe(320).numeric_embedding == "piecewise_linear"
@@ -46,6 +50,10 @@ def test_what_the_user_gives_is_kept_and_the_rest_follows_it() -> None:
     assert given["warmup_fraction"] == 0.0  # warmup_epochs was given
     tabm = resolve_model_options({**auto, "ensemble_size": "auto", "ensemble_type": "batch"}, 1000)
     assert tabm["ensemble_size"] == default_recipe(1000).ensemble_size
+    scaling = {"first_scaling": "auto"}
+    assert resolve_model_options(scaling, 1000)["first_scaling"] == "random_signs"
+    plain = resolve_model_options({**scaling, "numeric_embedding": "none"}, 1000)
+    assert plain["first_scaling"] == "ones"  # follows the user's encoding
     with pytest.raises(ValueError, match="give train_rows"):
         SoftRegressor(3, hidden="auto")
 

@@ -164,7 +164,8 @@ def test_mini_members_differ_only_in_their_input_scaling() -> None:
 @pytest.mark.parametrize("ensemble_type", ["mini", "batch"])
 def test_the_first_scaling_starts_at_random_signs_per_block_or_at_one(ensemble_type) -> None:
     """TabM's random signs, one per feature block (a categorical column's embedding is one
-    block); ``ones`` starts every member at 1 (the recipe's from 2,000 rows)."""
+    block); ``ones`` starts every member at 1 (the recipe's for a table with text columns
+    or without the encoding)."""
     torch.manual_seed(0)
     scaling = {"mini": lambda m: m.body.net[0].weight, "batch": lambda m: m.body.net[0].r}[
         ensemble_type
@@ -180,6 +181,11 @@ def test_the_first_scaling_starts_at_random_signs_per_block_or_at_one(ensemble_t
     assert (scaling(ones) == 1).all()
     recipe = SoftRegressor(3, first_scaling="auto", train_rows=2_000, **options)
     assert recipe.hparams.first_scaling == "ones" and (scaling(recipe) == 1).all()
+    del options["categories"]
+    numeric = SoftRegressor(
+        3, first_scaling="auto", numeric_embedding="piecewise_linear", train_rows=2_000, **options
+    )
+    assert numeric.hparams.first_scaling == "random_signs"  # all numeric, encoded
 
 
 def test_every_member_keeps_its_own_heads() -> None:

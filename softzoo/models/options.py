@@ -58,11 +58,16 @@ _CHECKED = (
 
 def settle_options(given: dict[str, Any]) -> dict[str, Any]:
     """The "auto" settings (:data:`softzoo.recipe.AUTO_MODEL_KEYS`) of a model's
-    constructor arguments ``given``, resolved for its ``train_rows``, once every option
-    has passed :func:`check_options`."""
+    constructor arguments ``given``, resolved for its ``train_rows`` and ``categories``,
+    once every option has passed :func:`check_options`."""
     family = get_family(given["family"], **(given.get("family_options") or {}))
     auto = {k: given[k] for k in (*AUTO_MODEL_KEYS, "warmup_epochs")}
-    resolved = resolve_model_options(auto, given.get("train_rows"), not family.probabilistic)
+    resolved = resolve_model_options(
+        auto,
+        given.get("train_rows"),
+        point=not family.probabilistic,
+        categorical=bool(given.get("categories")),
+    )
     settled = {**given, **resolved}
     check_options(**{k: settled[k] for k in _CHECKED if k in settled})
     return {k: resolved[k] for k in AUTO_MODEL_KEYS}
