@@ -12,6 +12,9 @@ calls each one on the installed Lightning and fails with its name when one moved
   ``trainer`` property raises when there is none).
 - ``LightningCLI._parse_ckpt_path`` (overridden), ``_parser`` and ``_get``: the CLI's
   checkpoint options, a subcommand's parser and a section of its config.
+- ``ModelCheckpoint._should_save_on_train_epoch_end``, ``_should_skip_saving_checkpoint``,
+  ``_monitor_candidates``, ``_save_last_checkpoint`` and ``_every_n_epochs``: ``last.ckpt``
+  after every epoch (:class:`LastEveryEpochCheckpoint`).
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 __all__ = [
     "CheckpointAwareCLI",
+    "LastEveryEpochCheckpoint",
     "attached_trainer",
     "resolve_checkpoint_path",
     "step_counted",
@@ -67,3 +72,26 @@ class CheckpointAwareCLI(LightningCLI):
     def config_section(self, config: Any, key: str) -> Any:
         """``config``'s ``key`` section under the running subcommand."""
         return self._get(config, key)
+
+
+class LastEveryEpochCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` whose ``save_last=True`` writes ``last.ckpt`` after
+    every epoch (every ``every_n_epochs``), as its name says. Lightning 2.6 writes it only
+    when a top-k checkpoint is saved, so with ``save_top_k=1`` on ``val_loss`` it was the
+    best epoch's copy, and ``--ckpt_path last`` redid every epoch since the best."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_due(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_due(trainer)
+
+    def _save_last_if_due(self, trainer: pl.Trainer) -> None:
+        every = self._every_n_epochs
+        due = every >= 1 and (trainer.current_epoch + 1) % every == 0
+        if self.save_last is True and due and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

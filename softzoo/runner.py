@@ -212,10 +212,10 @@ def _model_config(
 
 def _cli_class() -> type:
     from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
-    from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+    from lightning.pytorch.callbacks import ProgressBar
     from lightning.pytorch.cli import LightningArgumentParser
 
-    from softzoo._lightning import CheckpointAwareCLI
+    from softzoo._lightning import CheckpointAwareCLI, LastEveryEpochCheckpoint
     from softzoo.callbacks import (
         AtomicCheckpointIO,
         EarlyStopping,
@@ -254,7 +254,7 @@ def _cli_class() -> type:
             )
 
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.add_lightning_class_args(LastEveryEpochCheckpoint, "checkpoint")
             # `softzoo fit --data.path FILE --data.target COL` needs no --data class
             parser.set_defaults({"data": {"class_path": "softzoo.data.TabularDataModule"}})
             parser.set_defaults({f"checkpoint.{k}": v for k, v in CHECKPOINT_DEFAULTS.items()})

@@ -49,3 +49,20 @@ def test_lightning_cli_calls_the_checkpoint_hook_and_has_parser_and_get() -> Non
     for name in ("_parser", "_get"):
         assert callable(getattr(LightningCLI, name, None)), f"LightningCLI.{name} moved"
     assert inspect.signature(LightningCLI._get).parameters.keys() >= {"config", "key"}
+
+
+def test_last_ckpt_is_the_last_epoch_not_the_best(tmp_path) -> None:
+    """``save_last=True`` writes last.ckpt after every epoch; Lightning's own class writes it
+    only with a new best, which ``mode="max"`` on a falling val_loss never is after epoch 0."""
+    import torch
+
+    checkpoint = _lightning.LastEveryEpochCheckpoint(
+        dirpath=tmp_path, filename="best", monitor="val_loss", mode="max", save_last=True
+    )
+    trainer = make_quiet_trainer(
+        max_epochs=3, enable_checkpointing=True, callbacks=[checkpoint], num_sanity_val_steps=0
+    )
+    trainer.fit(SoftRegressor(1, hidden=[4], lr=1e-2), SyntheticDataModule(n=300, batch_size=20))
+    epoch = {name: torch.load(tmp_path / f"{name}.ckpt")["epoch"] for name in ("best", "last")}
+    assert epoch["last"] == 2, "ModelCheckpoint's private save-last calls moved"
+    assert epoch["best"] < 2  # the run's last epoch was not its best
