@@ -413,6 +413,8 @@ def _run_python(code: str, tmp_path: Path) -> subprocess.Popen:
 
 
 _LONG_FIT = """
+import faulthandler, signal
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into a hang
 import numpy as np
 from softzoo.sklearn import SoftzooRegressor
 X = np.random.default_rng(0).normal(size=(400, 2)); y = np.exp(X[:, 0])
@@ -448,6 +450,12 @@ def test_ctrl_c_is_a_keyboard_interrupt_and_sigterm_exits_143(
         _wait_for_training(process, tmp_path)
         process.send_signal(signal_number)
         out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)  # faulthandler prints every thread's stack
+        time.sleep(2)
+        process.kill()
+        stacks = process.communicate()[1][-8000:]
+        pytest.fail(f"the fit ran on for 120 s after the signal; its stacks:\n{stacks}")
     finally:
         process.kill()  # a fit that ignored the signal must not outlive the test
     assert process.returncode == status, err
