@@ -444,9 +444,12 @@ def run_cli(args: list[str] | None, callbacks: Sequence[Any] = (), run: bool = T
 
     argv = with_config_files(_replace_config_data_source(sys.argv[1:] if args is None else args))
     command = argv[0] if argv and run else "fit"
+    from softzoo.callbacks import StopOnCtrlC
+
+    ctrl_c = StopOnCtrlC()
     try:
-        with caller_state_kept(), quiet_lightning():
-            return _cli_class()(argv, callbacks, run)
+        with caller_state_kept(), quiet_lightning(), ctrl_c.installed():
+            return _cli_class()(argv, [*callbacks, ctrl_c], run)
     except SIGTERMException:
         raise SIGTERMException(SIGTERM_STATUS) from None
     except SystemExit as stop:

@@ -274,3 +274,30 @@ def test_a_read_only_working_folder_is_one_line_before_any_data_is_read(
     assert "Traceback" not in result.stderr and "softzoo: the columns of" not in result.stderr
     message = result.stderr.strip().splitlines()[-1].replace(str(read_only_folder), "ro")
     assert message in (ROOT / "docs/errors.md").read_text(), message
+
+
+def test_a_ctrl_c_that_a_finaliser_swallowed_still_stops_the_fit(tmp_path, yacht_fit) -> None:
+    """Python "ignores" a KeyboardInterrupt raised while it runs a finaliser; the fit must
+    stop at the next batch all the same (it once ran on after Ctrl-C)."""
+    import os
+    import signal
+    import time
+
+    import lightning.pytorch as pl
+
+    from softzoo.runner import run_cli
+
+    class SwallowedCtrlC(pl.Callback):
+        def on_train_epoch_end(self, trainer: pl.Trainer, *_: object) -> None:
+            if trainer.current_epoch == 1:
+                try:  # what a finaliser does with an interrupt raised inside it
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(5)
+                except KeyboardInterrupt:
+                    pass
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(["fit", *yacht_fit("--trainer.max_epochs", "50")], callbacks=[SwallowedCtrlC()])
+    assert time.monotonic() - started < 30
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back

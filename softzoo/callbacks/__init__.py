@@ -2,6 +2,7 @@
 
 from softzoo.callbacks.calibration_plot import CalibrationPlot
 from softzoo.callbacks.checkpoint_io import AtomicCheckpointIO
+from softzoo.callbacks.ctrl_c import StopOnCtrlC
 from softzoo.callbacks.dead_units import DeadUnitMonitor, activation_slope
 from softzoo.callbacks.early_stopping import EarlyStopping
 from softzoo.callbacks.prediction_writer import PredictionCSVWriter
@@ -18,6 +19,7 @@ __all__ = [
     "PredictionCSVWriter",
     "RunConfigSaver",
     "RunLock",
+    "StopOnCtrlC",
     "TimeBudget",
     "activation_slope",
     "budget_seconds",
