@@ -415,6 +415,9 @@ def _run_python(code: str, tmp_path: Path) -> subprocess.Popen:
 _LONG_FIT = """
 import faulthandler, signal
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into a hang
+# a user's interpreter, where Ctrl-C raises: the test worker may pass SIGINT on ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 import numpy as np
 from softzoo.sklearn import SoftzooRegressor
 X = np.random.default_rng(0).normal(size=(400, 2)); y = np.exp(X[:, 0])
