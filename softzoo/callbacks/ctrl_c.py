@@ -16,8 +16,8 @@ __all__ = ["StopOnCtrlC"]
 class StopOnCtrlC(pl.Callback):
     """Ctrl-C raises ``KeyboardInterrupt`` at once, as Python's own handler does, and again
     at the next batch or epoch end: an interrupt raised while Python runs a finaliser
-    (``__del__``, a generator's close) is "ignored" there, and the fit ran on (the
-    estimator's quiet output even hid the line Python prints). Lightning then shuts the run
+    (``__del__``, a generator's close) is only reported ("Exception ignored", into the
+    estimator's captured output), and the fit would run on. Lightning then shuts the run
     down as for any Ctrl-C.
 
     Example::
